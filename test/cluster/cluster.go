@@ -1,0 +1,337 @@
+// Package cluster starts a real Kubernetes control plane on loopback for tests,
+// from the binaries `make k8s-bins` builds into bin/.
+//
+// Level 1 (Start): etcd + kube-apiserver via envtest, nodewarden's CRDs
+// installed. Enough for anything the API server itself enforces: validation,
+// RBAC, admission policies, patch semantics, conflicts.
+//
+// Level 2 (StartFull): plus kube-controller-manager, kube-scheduler and kwok,
+// so Deployments get pods, pods get scheduled onto simulated nodes and run,
+// PodDisruptionBudgets get their status from the real disruption controller,
+// and evictions are refused with 429 when a PDB says so.
+//
+// Every process is stopped by t.Cleanup, and is killed by the kernel if the
+// test binary dies first. Ports are picked free, so packages run in parallel.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	nodewardenv1alpha1 "github.com/nodewarden/nodewarden/api/v1alpha1"
+)
+
+// KwokNodeAnnotation marks the nodes kwok simulates a kubelet for.
+const KwokNodeAnnotation = "kwok.x-k8s.io/node"
+
+// Options tune a cluster. The zero value is a level-1 cluster with the CRDs
+// from config/crd/bases.
+type Options struct {
+	// Full adds kube-controller-manager, kube-scheduler and kwok (level 2).
+	Full bool
+	// CRDDirectories to install; default config/crd/bases.
+	CRDDirectories []string
+	// APIServerFlags are extra kube-apiserver flags, e.g. {"feature-gates": "..."}.
+	APIServerFlags map[string]string
+}
+
+// Cluster is a running control plane.
+type Cluster struct {
+	// Config is an admin (system:masters) client configuration.
+	Config *rest.Config
+	// Client is a controller-runtime client that knows nodewarden's types.
+	Client client.Client
+	// Clientset is a typed client-go client.
+	Clientset kubernetes.Interface
+	// Kubeconfig is an admin kubeconfig file, for processes (kubectl, bin/nodewarden).
+	Kubeconfig string
+	// Dir holds the kubeconfig and the components' logs.
+	Dir string
+	// Env is the envtest environment behind level 1.
+	Env *envtest.Environment
+
+	procs []*process
+}
+
+// Scheme is the scheme of Cluster.Client: client-go's types and nodewarden's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := nodewardenv1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// Start runs a level-1 cluster (etcd + kube-apiserver) for the test.
+func Start(t testing.TB) *Cluster { return StartWith(t, Options{}) }
+
+// StartFull runs a level-2 cluster (adds controller-manager, scheduler, kwok).
+func StartFull(t testing.TB) *Cluster { return StartWith(t, Options{Full: true}) }
+
+// StartWith runs a cluster with the given options and stops it when the test ends.
+func StartWith(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	c, err := New(opts)
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// New starts a cluster outside of a test (e.g. `make run-local`); the caller
+// must call Stop.
+func New(opts Options) (c *Cluster, err error) {
+	dir, err := os.MkdirTemp("", "nodewarden-cluster-")
+	if err != nil {
+		return nil, err
+	}
+	c = &Cluster{Dir: dir}
+	defer func() {
+		if err != nil {
+			c.Stop()
+		}
+	}()
+	if err := c.startAPIServer(opts); err != nil {
+		return nil, err
+	}
+	if opts.Full {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := c.startControllers(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) startAPIServer(opts Options) error {
+	assets, err := c.wrapBinaries("etcd", "kube-apiserver", "kubectl")
+	if err != nil {
+		return err
+	}
+	crds := opts.CRDDirectories
+	if crds == nil {
+		crds = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
+	}
+	c.Env = &envtest.Environment{
+		BinaryAssetsDirectory: assets,
+		CRDDirectoryPaths:     crds,
+		ErrorIfCRDPathMissing: false,
+		Scheme:                Scheme(),
+	}
+	api := c.Env.ControlPlane.GetAPIServer()
+	for k, v := range opts.APIServerFlags {
+		api.Configure().Set(k, v)
+	}
+	cfg, err := c.Env.Start()
+	if err != nil {
+		return fmt.Errorf("envtest: %w", err)
+	}
+	c.Config = cfg
+
+	admin, err := c.Env.AddUser(envtest.User{Name: "nodewarden-test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		return err
+	}
+	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
+	if err := os.WriteFile(c.Kubeconfig, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	if c.Client, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
+		return err
+	}
+	c.Clientset, err = kubernetes.NewForConfig(cfg)
+	return err
+}
+
+// wrapBinaries gives envtest launchers that make the kernel kill etcd and
+// kube-apiserver when the test binary dies: envtest starts them in their own
+// process group, so a -timeout panic or ^C would otherwise leave them running.
+func (c *Cluster) wrapBinaries(names ...string) (string, error) {
+	dir := filepath.Join(c.Dir, "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	for _, name := range names {
+		real, err := binary(name)
+		if err != nil {
+			return "", err
+		}
+		script := fmt.Sprintf("#!/bin/sh\nexec setpriv --pdeathsig KILL %q \"$@\"\n", real)
+		if _, err := os.Stat("/usr/bin/setpriv"); err != nil {
+			script = fmt.Sprintf("#!/bin/sh\nexec %q \"$@\"\n", real)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func (c *Cluster) startControllers(ctx context.Context) error {
+	certDir := c.Env.ControlPlane.APIServer.CertDir
+	kubeconfigFlags := []string{
+		"--kubeconfig=" + c.Kubeconfig,
+		"--authentication-kubeconfig=" + c.Kubeconfig,
+		"--authorization-kubeconfig=" + c.Kubeconfig,
+		"--bind-address=127.0.0.1",
+		"--leader-elect=false",
+	}
+
+	kcmPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	kcm, err := c.start(ctx, "kube-controller-manager", fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort),
+		append(kubeconfigFlags,
+			"--secure-port="+portString(kcmPort),
+			// Signs the ServiceAccount tokens the tokens controller would need;
+			// the same key envtest gave the API server.
+			"--service-account-private-key-file="+filepath.Join(certDir, "sa-signer.key"),
+			"--use-service-account-credentials=false",
+			"--controllers=*",
+			// Simulated nodes never go away on their own; keep eviction of
+			// pods from NotReady nodes out of the way of the tests.
+			"--node-monitor-grace-period=1h",
+			"--concurrent-deployment-syncs=10",
+			"--concurrent-replicaset-syncs=10",
+		)...)
+	if err != nil {
+		return err
+	}
+	_ = kcm
+
+	schedPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	if _, err := c.start(ctx, "kube-scheduler", fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort),
+		append(kubeconfigFlags, "--secure-port="+portString(schedPort))...); err != nil {
+		return err
+	}
+
+	kwokPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	stages, err := binary("kwok-stages")
+	if err != nil {
+		return err
+	}
+	_, err = c.start(ctx, "kwok", fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort),
+		"--kubeconfig="+c.Kubeconfig,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake",
+		"--node-ip=10.244.0.1",
+		"--cidr=10.244.0.0/16",
+		"--node-lease-duration-seconds=40",
+		"--server-address=127.0.0.1:"+portString(kwokPort),
+		"--config="+filepath.Join(stages, "node-fast.yaml"),
+		"--config="+filepath.Join(stages, "pod-fast.yaml"),
+	)
+	return err
+}
+
+func (c *Cluster) start(ctx context.Context, name, healthURL string, args ...string) (*process, error) {
+	path, err := binary(name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProcess(c.Dir, name, path, args...)
+	if err != nil {
+		return nil, err
+	}
+	c.procs = append(c.procs, p)
+	return p, p.waitHealthy(ctx, healthURL)
+}
+
+// Stop stops every component, newest first, and removes the cluster's files.
+func (c *Cluster) Stop() {
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		c.procs[i].stop()
+	}
+	c.procs = nil
+	if c.Env != nil {
+		_ = c.Env.Stop()
+		c.Env = nil
+	}
+	if c.Dir != "" && os.Getenv("NODEWARDEN_KEEP_CLUSTER_DIR") == "" {
+		_ = os.RemoveAll(c.Dir)
+	}
+}
+
+// NodeOptions shape a simulated node.
+type NodeOptions struct {
+	Labels map[string]string
+	// Unschedulable creates the node already cordoned (as a human would have).
+	Unschedulable bool
+}
+
+// AddNode creates a node that kwok runs (level 2 only) and waits until it is Ready.
+func (c *Cluster) AddNode(ctx context.Context, name string, opts NodeOptions) (*corev1.Node, error) {
+	labels := map[string]string{"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok"}
+	for k, v := range opts.Labels {
+		labels[k] = v
+	}
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse("32"),
+		corev1.ResourceMemory: resource.MustParse("256Gi"),
+		corev1.ResourcePods:   resource.MustParse("110"),
+	}
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        name,
+			Labels:      labels,
+			Annotations: map[string]string{KwokNodeAnnotation: "fake"},
+		},
+		Spec: corev1.NodeSpec{Unschedulable: opts.Unschedulable},
+		Status: corev1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: capacity,
+		},
+	}
+	created, err := c.Clientset.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err != nil {
+		return nil, err
+	}
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		n, err := c.Clientset.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		created = n
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %s never became Ready (is kwok running? this needs StartFull): %w", name, err)
+	}
+	return created, nil
+}
