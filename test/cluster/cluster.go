@@ -87,8 +87,13 @@ func Start(t testing.TB) *Cluster { return StartWith(t, Options{}) }
 func StartFull(t testing.TB) *Cluster { return StartWith(t, Options{Full: true}) }
 
 // StartWith runs a cluster with the given options and stops it when the test ends.
+//
+// Under `go test -short` the test is skipped: -short means "no control plane".
 func StartWith(t testing.TB, opts Options) *Cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane; skipped with -short")
+	}
 	c, err := New(opts)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)

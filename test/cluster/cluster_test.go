@@ -19,9 +19,6 @@ import (
 )
 
 func TestLevel1APIServer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
 	c := cluster.Start(t)
 	ctx := t.Context()
 
@@ -43,9 +40,6 @@ func TestLevel1APIServer(t *testing.T) {
 }
 
 func TestLevel2DeploymentPDBEviction(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane")
-	}
 	c := cluster.StartFull(t)
 	ctx := t.Context()
 	for _, n := range []string{"kw-a", "kw-b", "kw-c"} {

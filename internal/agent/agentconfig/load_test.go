@@ -1,0 +1,327 @@
+package agentconfig
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+)
+
+const header = "apiVersion: nodewarden.io/v1alpha1\nkind: AgentConfig\n"
+
+// writeConfig writes content to a new file and returns its path.
+func writeConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func duration(d time.Duration) metav1.Duration { return metav1.Duration{Duration: d} }
+
+// The defaults written out by hand from SPEC §2 and §2.1, so that a change
+// to a default is a deliberate change to this test too.
+func specDefaults() *v1alpha1.AgentConfig {
+	return &v1alpha1.AgentConfig{
+		TypeMeta: metav1.TypeMeta{APIVersion: "nodewarden.io/v1alpha1", Kind: "AgentConfig"},
+		HostEventLog: v1alpha1.HostEventLogConfig{
+			Path:           ptr.To("/var/log/host_event.log"),
+			IncludeRotated: ptr.To(true),
+			MaxLineBytes:   65536,
+			PollInterval:   duration(time.Second),
+			Conditions: []v1alpha1.HostEventCondition{
+				{Type: "HostEventRebootAfter48", EventTypes: []string{"SystemMaintenance.Reboot", "SystemMaintenance.RebootAndIsolateErrorDisk", "SystemMaintenance.RebootAndReInitErrorDisk"}},
+				{Type: "HostEventRedeploy", EventTypes: []string{"SystemMaintenance.Redeploy", "SystemFailure.Redeploy"}},
+				{Type: "HostEventStop", EventTypes: []string{"SystemMaintenance.Stop", "SystemFailure.Stop", "InstanceExpiration.Stop", "AccountUnbalanced.Stop"}},
+				{Type: "HostEventDelete", EventTypes: []string{"InstanceExpiration.Delete", "AccountUnbalanced.Delete", "SystemFailure.Delete"}},
+			},
+		},
+		LeaseRenewInterval: duration(60 * time.Second),
+		LeaseDuration:      duration(240 * time.Second),
+		ProcStatPath:       "/proc/stat",
+	}
+}
+
+// A file and Default() may differ in nil versus empty lists only.
+var equateEmpty = cmpopts.EquateEmpty()
+
+func TestNoFileIsSpecDefaults(t *testing.T) {
+	got, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(specDefaults(), got); diff != "" {
+		t.Errorf("Load(\"\") (-want +got):\n%s", diff)
+	}
+	if errs := got.Validate(); len(errs) > 0 {
+		t.Errorf("defaults do not validate: %v", errs)
+	}
+}
+
+// The example is the documented one: it spells out every default, so it must
+// load to exactly Default(), survive a round trip, and appear in the docs.
+func TestExampleFile(t *testing.T) {
+	const example = "testdata/agent-config.yaml"
+	got, err := Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Default(), got, equateEmpty); diff != "" {
+		t.Errorf("example differs from the defaults (-want +got):\n%s", diff)
+	}
+
+	out, err := yaml.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(writeConfig(t, string(out)))
+	if err != nil {
+		t.Fatalf("reloading the marshalled example: %v\n%s", err, out)
+	}
+	if diff := cmp.Diff(got, again, equateEmpty); diff != "" {
+		t.Errorf("round trip (-first +second):\n%s", diff)
+	}
+
+	text, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../../docs/agent-config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), string(text)) {
+		t.Errorf("docs/agent-config.md does not contain %s verbatim", example)
+	}
+}
+
+func TestLoadEveryField(t *testing.T) {
+	got, err := Load(writeConfig(t, header+`
+hostEventLog:
+  path: /host/var/log/host_event.log
+  includeRotated: false
+  maxLineBytes: 4096
+  pollInterval: 250ms
+  conditions:
+    - type: HostEventReboot
+      eventTypes: [SystemMaintenance.Reboot, SystemFailure.Reboot]
+leaseRenewInterval: 20s
+leaseDuration: 45s
+procStatPath: /host/proc/stat
+npdConfigs: [/etc/npd/kernel-monitor.json, /etc/npd/host_event.json]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &v1alpha1.AgentConfig{
+		TypeMeta: metav1.TypeMeta{APIVersion: "nodewarden.io/v1alpha1", Kind: "AgentConfig"},
+		HostEventLog: v1alpha1.HostEventLogConfig{
+			Path:           ptr.To("/host/var/log/host_event.log"),
+			IncludeRotated: ptr.To(false),
+			MaxLineBytes:   4096,
+			PollInterval:   duration(250 * time.Millisecond),
+			Conditions: []v1alpha1.HostEventCondition{
+				{Type: "HostEventReboot", EventTypes: []string{"SystemMaintenance.Reboot", "SystemFailure.Reboot"}},
+			},
+		},
+		LeaseRenewInterval: duration(20 * time.Second),
+		LeaseDuration:      duration(45 * time.Second),
+		ProcStatPath:       "/host/proc/stat",
+		NPDConfigs:         []string{"/etc/npd/kernel-monitor.json", "/etc/npd/host_event.json"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestLeaseDurationFollowsRenewInterval(t *testing.T) {
+	got, err := Load(writeConfig(t, header+"leaseRenewInterval: 15s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := duration(60 * time.Second); got.LeaseDuration != want {
+		t.Errorf("leaseDuration = %v, want %v (4 × leaseRenewInterval)", got.LeaseDuration, want)
+	}
+}
+
+func TestEmptyPathDisablesHostEventLog(t *testing.T) {
+	got, err := Load(writeConfig(t, header+"hostEventLog:\n  path: \"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HostEventLog.Path == nil || *got.HostEventLog.Path != "" {
+		t.Errorf("path = %v, want a pointer to \"\" (source off), not the default", got.HostEventLog.Path)
+	}
+	// Only the path is off; the rest is defaulted as usual.
+	want := specDefaults()
+	want.HostEventLog.Path = ptr.To("")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// Every rejection, with the exact message. Each body is appended to the
+// apiVersion/kind header unless raw.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		raw  bool
+		want string
+	}{
+		// What the file is.
+		{name: "empty file", raw: true, body: "",
+			want: `[apiVersion: Required value: nodewarden.io/v1alpha1, kind: Required value: AgentConfig]`},
+		{name: "wrong apiVersion", raw: true, body: "apiVersion: nodewarden.io/v1\nkind: AgentConfig\n",
+			want: `apiVersion: Unsupported value: "nodewarden.io/v1": supported values: "nodewarden.io/v1alpha1"`},
+		{name: "wrong kind, reported before its unknown fields", raw: true,
+			body: "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: x}\nspec: {}\n",
+			want: `kind: Unsupported value: "RemediationPolicy": supported values: "AgentConfig"`},
+		{name: "not a mapping", raw: true, body: "- a\n",
+			want: `json: cannot unmarshal array into Go value of type v1.TypeMeta`},
+
+		// Strict decoding.
+		{name: "unknown field", body: "hostEventLogs: {}\n",
+			want: `unknown field "hostEventLogs"`},
+		{name: "unknown nested field", body: "hostEventLog:\n  paht: /var/log/x\n",
+			want: `unknown field "hostEventLog.paht"`},
+		{name: "field names are case-sensitive", body: "HostEventLog: {}\n",
+			want: `unknown field "HostEventLog"`},
+		{name: "unknown field in a condition", body: "hostEventLog:\n  conditions:\n  - type: A\n    eventType: [X.Y]\n",
+			want: `unknown field "hostEventLog.conditions[0].eventType"`},
+		{name: "repeated key", body: "procStatPath: /a\nprocStatPath: /b\n",
+			want: "yaml: unmarshal errors:\n  line 4: key \"procStatPath\" already set in map"},
+		{name: "wrong type", body: "hostEventLog:\n  maxLineBytes: lots\n",
+			want: `json: cannot unmarshal string into Go struct field HostEventLogConfig.hostEventLog.maxLineBytes of type int32`},
+		// metav1.Duration's own error, which encoding/json does not place;
+		// the quoted value is what leads to the field.
+		{name: "unparsable duration", body: "leaseRenewInterval: soon\n",
+			want: `time: invalid duration "soon"`},
+
+		// hostEventLog.
+		{name: "relative log path", body: "hostEventLog:\n  path: var/log/host_event.log\n",
+			want: `hostEventLog.path: Invalid value: "var/log/host_event.log": must be an absolute path, or "" to turn the host event source off`},
+		{name: "line cap too small", body: "hostEventLog:\n  maxLineBytes: 10\n",
+			want: `hostEventLog.maxLineBytes: Invalid value: 10: must be at least 1024`},
+		{name: "negative line cap", body: "hostEventLog:\n  maxLineBytes: -1\n",
+			want: `hostEventLog.maxLineBytes: Invalid value: -1: must be at least 1024`},
+		{name: "line cap too large", body: "hostEventLog:\n  maxLineBytes: 16777217\n",
+			want: `hostEventLog.maxLineBytes: Invalid value: 16777217: must be at most 16777216 (16 MiB)`},
+		{name: "poll too fast", body: "hostEventLog:\n  pollInterval: 10ms\n",
+			want: `hostEventLog.pollInterval: Invalid value: "10ms": must be at least 100ms`},
+
+		// hostEventLog.conditions.
+		{name: "condition type missing", body: "hostEventLog:\n  conditions:\n  - eventTypes: [A.B]\n",
+			want: `hostEventLog.conditions[0].type: Required value: a Node condition type, e.g. HostEventRebootAfter48`},
+		{name: "condition type not CamelCase", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: [A.B]}\n  - {type: hostEventB, eventTypes: [A.C]}\n",
+			want: `hostEventLog.conditions[1].type: Invalid value: "hostEventB": must be CamelCase: an upper-case letter followed by letters and digits (^[A-Z][A-Za-z0-9]*$)`},
+		{name: "condition type with a dot", body: "hostEventLog:\n  conditions:\n  - {type: Host.Event, eventTypes: [A.B]}\n",
+			want: `hostEventLog.conditions[0].type: Invalid value: "Host.Event": must be CamelCase: an upper-case letter followed by letters and digits (^[A-Z][A-Za-z0-9]*$)`},
+		{name: "kubelet's Ready", body: "hostEventLog:\n  conditions:\n  - {type: Ready, eventTypes: [A.B]}\n",
+			want: `hostEventLog.conditions[0].type: Invalid value: "Ready": is a condition type the kubelet owns; the agent must not write it`},
+		{name: "kubelet's MemoryPressure", body: "hostEventLog:\n  conditions:\n  - {type: MemoryPressure, eventTypes: [A.B]}\n",
+			want: `hostEventLog.conditions[0].type: Invalid value: "MemoryPressure": is a condition type the kubelet owns; the agent must not write it`},
+		{name: "kubelet's DiskPressure", body: "hostEventLog:\n  conditions:\n  - {type: DiskPressure, eventTypes: [A.B]}\n",
+			want: `hostEventLog.conditions[0].type: Invalid value: "DiskPressure": is a condition type the kubelet owns; the agent must not write it`},
+		{name: "kubelet's PIDPressure", body: "hostEventLog:\n  conditions:\n  - {type: PIDPressure, eventTypes: [A.B]}\n",
+			want: `hostEventLog.conditions[0].type: Invalid value: "PIDPressure": is a condition type the kubelet owns; the agent must not write it`},
+		{name: "kubelet's NetworkUnavailable", body: "hostEventLog:\n  conditions:\n  - {type: NetworkUnavailable, eventTypes: [A.B]}\n",
+			want: `hostEventLog.conditions[0].type: Invalid value: "NetworkUnavailable": is a condition type the kubelet owns; the agent must not write it`},
+		{name: "condition type twice", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: [A.B]}\n  - {type: HostEventA, eventTypes: [A.C]}\n",
+			want: `hostEventLog.conditions[1].type: Duplicate value: "HostEventA"`},
+		{name: "no event types", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA}\n",
+			want: `hostEventLog.conditions[0].eventTypes: Required value: at least one event type, e.g. SystemMaintenance.Reboot`},
+		{name: "empty event type list", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: []}\n",
+			want: `hostEventLog.conditions[0].eventTypes: Required value: at least one event type, e.g. SystemMaintenance.Reboot`},
+		{name: "event type of one word", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: [A.B, Reboot]}\n",
+			want: `hostEventLog.conditions[0].eventTypes[1]: Invalid value: "Reboot": must look like Word.Word, e.g. SystemMaintenance.Reboot (^[A-Za-z][A-Za-z0-9]*\.[A-Za-z][A-Za-z0-9]*$)`},
+		{name: "event type of three words", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: [A.B.C]}\n",
+			want: `hostEventLog.conditions[0].eventTypes[0]: Invalid value: "A.B.C": must look like Word.Word, e.g. SystemMaintenance.Reboot (^[A-Za-z][A-Za-z0-9]*\.[A-Za-z][A-Za-z0-9]*$)`},
+		{name: "event type with a blank", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: [System Maintenance.Reboot]}\n",
+			want: `hostEventLog.conditions[0].eventTypes[0]: Invalid value: "System Maintenance.Reboot": must look like Word.Word, e.g. SystemMaintenance.Reboot (^[A-Za-z][A-Za-z0-9]*\.[A-Za-z][A-Za-z0-9]*$)`},
+		{name: "event type word starting with a digit", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: [System.1Reboot]}\n",
+			want: `hostEventLog.conditions[0].eventTypes[0]: Invalid value: "System.1Reboot": must look like Word.Word, e.g. SystemMaintenance.Reboot (^[A-Za-z][A-Za-z0-9]*\.[A-Za-z][A-Za-z0-9]*$)`},
+		{name: "event type twice in one condition", body: "hostEventLog:\n  conditions:\n  - {type: HostEventA, eventTypes: [A.B, A.B]}\n",
+			want: `hostEventLog.conditions[0].eventTypes[1]: Duplicate value: "A.B"`},
+		{name: "event type under two conditions", body: "hostEventLog:\n  conditions:\n  - {type: HostEventStop, eventTypes: [SystemMaintenance.Stop]}\n  - {type: HostEventHalt, eventTypes: [SystemFailure.Stop, SystemMaintenance.Stop]}\n",
+			want: `hostEventLog.conditions[1].eventTypes[1]: Invalid value: "SystemMaintenance.Stop": is mapped to both "HostEventStop" (hostEventLog.conditions[0]) and "HostEventHalt"; an event type can drive only one condition`},
+
+		// Lease.
+		{name: "renew too often", body: "leaseRenewInterval: 5s\n",
+			want: `leaseRenewInterval: Invalid value: "5s": must be at least 10s`},
+		{name: "lease shorter than two renewals", body: "leaseRenewInterval: 60s\nleaseDuration: 90s\n",
+			want: `leaseDuration: Invalid value: "1m30s": must be at least twice leaseRenewInterval (2m0s), so that one late renewal does not expire the Lease`},
+
+		// Paths.
+		{name: "relative procStatPath", body: "procStatPath: proc/stat\n",
+			want: `procStatPath: Invalid value: "proc/stat": must be an absolute path`},
+		{name: "empty npd config", body: "npdConfigs: [\"\"]\n",
+			want: `npdConfigs[0]: Required value: an absolute path`},
+		{name: "relative npd config", body: "npdConfigs: [/etc/npd/a.json, b.json]\n",
+			want: `npdConfigs[1]: Invalid value: "b.json": must be an absolute path`},
+		{name: "npd config twice", body: "npdConfigs: [/etc/npd/a.json, /etc/npd/a.json]\n",
+			want: `npdConfigs[1]: Duplicate value: "/etc/npd/a.json"`},
+
+		// Several errors are all reported.
+		{name: "two errors", body: "leaseRenewInterval: 5s\nprocStatPath: proc/stat\n",
+			want: `[leaseRenewInterval: Invalid value: "5s": must be at least 10s, procStatPath: Invalid value: "proc/stat": must be an absolute path]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			content := header + tt.body
+			if tt.raw {
+				content = tt.body
+			}
+			path := writeConfig(t, content)
+			got, err := Load(path)
+			if err == nil {
+				t.Fatalf("Load succeeded with %+v, want error %q", got, tt.want)
+			}
+			if want := "config " + path + ": " + tt.want; err.Error() != want {
+				t.Errorf("error\n got: %s\nwant: %s", err, want)
+			}
+		})
+	}
+}
+
+func TestLoadUnreadable(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "absent.yaml")
+	_, err := Load(missing)
+	if want := "config " + missing + ": cannot open: no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+
+	huge := writeConfig(t, header+"# "+strings.Repeat("x", maxFileBytes)+"\n")
+	_, err = Load(huge)
+	if want := "config " + huge + ": larger than 1048576 bytes; is this the agent's configuration file?"; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+}
+
+// DeepCopy is a stand-in for controller-gen's until the Makefile generates it;
+// make sure it shares nothing.
+func TestDeepCopySharesNothing(t *testing.T) {
+	orig := specDefaults()
+	orig.NPDConfigs = []string{"/a.json"}
+	cp := orig.DeepCopy()
+	*cp.HostEventLog.Path = "/other"
+	*cp.HostEventLog.IncludeRotated = false
+	cp.HostEventLog.Conditions[0].EventTypes[0] = "X.Y"
+	cp.NPDConfigs[0] = "/b.json"
+	want := specDefaults()
+	want.NPDConfigs = []string{"/a.json"}
+	if diff := cmp.Diff(want, orig); diff != "" {
+		t.Errorf("changing the copy changed the original (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,186 @@
+package condition
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/nodewarden/nodewarden/internal/agent/metrics"
+)
+
+// Want is a condition as a source sees it; the writer adds the timestamps.
+type Want struct {
+	Type    corev1.NodeConditionType
+	Status  corev1.ConditionStatus
+	Reason  string
+	Message string
+}
+
+// Writer keeps the agent's conditions on its Node equal to the desired ones.
+// It watches only its own Node, and retries with backoff until the API server
+// accepts the patch: whatever was set while the API was unreachable is
+// written when it comes back, because the writer always converges on the
+// latest desired state rather than replaying a queue of changes.
+type Writer struct {
+	client   kubernetes.Interface
+	nodeName string
+	log      logr.Logger
+	metrics  *metrics.Agent
+	clock    clock.PassiveClock
+
+	mu      sync.Mutex
+	desired map[corev1.NodeConditionType]Desired
+
+	wake   chan struct{}
+	synced atomic.Bool
+}
+
+// NewWriter returns a writer for node. Nothing is written until Set is called.
+func NewWriter(client kubernetes.Interface, node string, log logr.Logger, m *metrics.Agent) *Writer {
+	return &Writer{
+		client:   client,
+		nodeName: node,
+		log:      log.WithName("condition-writer"),
+		metrics:  m,
+		clock:    clock.RealClock{},
+		desired:  map[corev1.NodeConditionType]Desired{},
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+// Set makes wants the desired state of their condition types; other types
+// keep theirs.
+func (w *Writer) Set(wants ...Want) {
+	now := w.clock.Now()
+	w.mu.Lock()
+	for _, want := range wants {
+		prev, ok := w.desired[want.Type]
+		if ok && prev.Status == want.Status && prev.Reason == want.Reason && prev.Message == want.Message {
+			continue
+		}
+		w.desired[want.Type] = Desired{Type: want.Type, Status: want.Status, Reason: want.Reason, Message: want.Message, Since: now}
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+// Synced reports whether the Node has shown the desired state at least once:
+// the agent's readiness.
+func (w *Writer) Synced() bool { return w.synced.Load() }
+
+func (w *Writer) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Writer) snapshot() []Desired {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]Desired, 0, len(w.desired))
+	for _, d := range w.desired {
+		out = append(out, d)
+	}
+	return out
+}
+
+// Run watches the Node and writes until ctx ends.
+func (w *Writer) Run(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(w.client, 0,
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.nodeName).String()
+		}))
+	nodes := factory.Core().V1().Nodes()
+	// A change by anyone (kubelet, a human removing our condition) wakes the
+	// writer, so the Node converges back to the desired state.
+	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { w.poke() },
+		UpdateFunc: func(any, any) { w.poke() },
+	}); err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+
+	backoff := newBackoff()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-retry:
+		}
+		retry = nil
+		if !nodes.Informer().HasSynced() {
+			retry = time.After(100 * time.Millisecond)
+			continue
+		}
+		node, err := nodes.Lister().Get(w.nodeName)
+		if apierrors.IsNotFound(err) {
+			continue // the informer wakes us when the Node appears
+		}
+		if err != nil {
+			return err
+		}
+		if err := w.sync(ctx, node); err != nil {
+			delay := backoff.next()
+			w.log.Error(err, "writing node conditions failed; retrying", "node", w.nodeName, "retryIn", delay)
+			retry = time.After(delay)
+			continue
+		}
+		backoff.reset()
+	}
+}
+
+func (w *Writer) sync(ctx context.Context, node *corev1.Node) error {
+	body, changed := Patch(node.Status.Conditions, w.snapshot())
+	if body == nil {
+		w.synced.Store(true)
+		return nil
+	}
+	start := time.Now()
+	_, err := w.client.CoreV1().Nodes().PatchStatus(ctx, w.nodeName, body)
+	w.metrics.ObserveAPI("patch_node_status", start, err)
+	if err != nil {
+		return err
+	}
+	for _, c := range changed {
+		if cur := find(node.Status.Conditions, c.Type); cur == nil || cur.Status != c.Status {
+			w.metrics.Transition(string(c.Type), string(c.Status))
+			w.log.Info("condition changed", "node", w.nodeName, "type", c.Type, "status", c.Status, "reason", c.Reason, "message", c.Message)
+		}
+	}
+	w.synced.Store(true)
+	return nil
+}
+
+// backoff doubles from 200ms to 30s: fast recovery from a blip, and no
+// hammering of an API server that is down.
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.d == 0:
+		b.d = 200 * time.Millisecond
+	case b.d < 30*time.Second:
+		b.d = min(2*b.d, 30*time.Second)
+	}
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }

@@ -1,0 +1,298 @@
+package remediation
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+)
+
+// FuzzDecide builds a cluster from the fuzzer's bytes, then runs a few
+// reconcile passes (applying the patches, letting drains finish, humans
+// uncordon, conditions flip, nodes disappear) and checks the invariants
+// after every pass.
+func FuzzDecide(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	f.Add([]byte("a fairly long seed so that every choice gets a byte of its own, twice over"))
+	f.Fuzz(func(t *testing.T, data []byte) { simulate(t, &bytes{data: data}) })
+}
+
+// TestDecideProperties runs the fuzz body over many pseudo-random clusters,
+// so the invariants are checked by a plain `go test` too.
+func TestDecideProperties(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 3000; i++ {
+		data := make([]byte, 200)
+		for j := range data {
+			data[j] = byte(rng.UintN(256))
+		}
+		t.Run(strconv.Itoa(i), func(t *testing.T) { simulate(t, &bytes{data: data}) })
+	}
+}
+
+func simulate(t *testing.T, in *bytes) {
+	policies := genPolicies(in)
+	nodes := genNodes(in)
+	now := t0
+	for pass := 0; pass < 6; pass++ {
+		plan := Decide(now, policies, nodes)
+		checkInvariants(t, policies, nodes, plan)
+		checkDeterministic(t, now, policies, nodes, plan)
+		nodes = carryOut(t, nodes, plan)
+		nodes = perturb(t, in, nodes, now)
+		now = now.Add(time.Duration(in.intn(20)) * time.Minute)
+	}
+}
+
+func checkInvariants(t *testing.T, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, plan Plan) {
+	t.Helper()
+	before := map[string]*corev1.Node{}
+	for i := range nodes {
+		before[nodes[i].Name] = &nodes[i]
+	}
+	if len(plan.Nodes) != len(nodes) {
+		t.Fatalf("%d decisions for %d nodes", len(plan.Nodes), len(nodes))
+	}
+	started := map[string]int{}
+	for _, d := range plan.Nodes {
+		n := before[d.Node]
+		isHeld := n.Annotations[v1alpha1.AnnotationState] != ""
+		switch d.Action {
+		case ActionCordon:
+			started[d.Policy]++
+			if isHeld {
+				t.Errorf("%s: cordoned a node that is already held", d.Node)
+			}
+		case ActionStartDrain, ActionHold, ActionRelease, ActionStop:
+			if !isHeld {
+				t.Errorf("%s: %s on a node that is not held", d.Node, d.Action)
+			}
+		}
+		if u := d.Patch.Unschedulable; u != nil && !*u && n.Annotations[v1alpha1.AnnotationCordonedBy] != v1alpha1.CordonedByNodewarden {
+			t.Errorf("%s: uncordons a node nodewarden did not cordon (%s)", d.Node, d.Action)
+		}
+		if u := d.Patch.Unschedulable; u != nil && *u && (d.Action != ActionCordon || n.Spec.Unschedulable) {
+			t.Errorf("%s: sets unschedulable in %s", d.Node, d.Action)
+		}
+		checkTaints(t, n, d)
+	}
+	for _, s := range plan.Policies {
+		held := 0
+		for i := range nodes {
+			if nodes[i].Annotations[v1alpha1.AnnotationState] != "" && nodes[i].Annotations[v1alpha1.AnnotationPolicy] == s.Name {
+				held++
+			}
+		}
+		if started[s.Name] > 0 && held+started[s.Name] > int(s.MaxConcurrent) {
+			t.Errorf("policy %s: held %d + started %d > maxConcurrent %d", s.Name, held, started[s.Name], s.MaxConcurrent)
+		}
+		if s.CircuitOpen {
+			for _, d := range plan.Nodes {
+				if d.Policy == s.Name && (d.Action == ActionCordon || d.Action == ActionStartDrain) {
+					t.Errorf("policy %s: %s on %s while the circuit is open", s.Name, d.Action, d.Node)
+				}
+			}
+		}
+		if s.Invalid != "" && started[s.Name] > 0 {
+			t.Errorf("invalid policy %s started remediation", s.Name)
+		}
+	}
+	if plan.RequeueAfter < 0 {
+		t.Errorf("RequeueAfter %v", plan.RequeueAfter)
+	}
+}
+
+// checkTaints: a cordon only adds taints; anything else only removes the
+// ones recorded as nodewarden's.
+func checkTaints(t *testing.T, n *corev1.Node, d NodeDecision) {
+	t.Helper()
+	if !d.Patch.ReplaceTaints {
+		return
+	}
+	after := map[string]bool{}
+	for _, tn := range d.Patch.Taints {
+		after[taintID(tn)] = true
+	}
+	ours := splitList(n.Annotations[v1alpha1.AnnotationAddedTaints])
+	for _, tn := range n.Spec.Taints {
+		if !after[taintID(tn)] && (d.Action == ActionCordon || !slices.Contains(ours, taintID(tn))) {
+			t.Errorf("%s: %s removes taint %s that is not nodewarden's", d.Node, d.Action, taintID(tn))
+		}
+	}
+}
+
+// checkDeterministic: the cache lists objects in any order; the plan must not
+// depend on it.
+func checkDeterministic(t *testing.T, now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, plan Plan) {
+	t.Helper()
+	rp := slices.Clone(policies)
+	slices.Reverse(rp)
+	rn := slices.Clone(nodes)
+	slices.Reverse(rn)
+	if diff := cmp.Diff(plan, Decide(now, rp, rn)); diff != "" {
+		t.Errorf("plan depends on input order (-forward +reversed):\n%s", diff)
+	}
+}
+
+// carryOut sends every patch that is not a dry run, as the reconciler would.
+func carryOut(t *testing.T, nodes []corev1.Node, plan Plan) []corev1.Node {
+	out := make([]corev1.Node, 0, len(nodes))
+	for i, d := range plan.Nodes {
+		n := nodes[slices.IndexFunc(nodes, func(n corev1.Node) bool { return n.Name == d.Node })]
+		if !d.DryRun && !d.Patch.IsEmpty() {
+			n = apply(t, n, d.Patch)
+			n.ResourceVersion = strconv.Itoa(100 + i)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// perturb is the world moving between passes.
+func perturb(t *testing.T, in *bytes, nodes []corev1.Node, now time.Time) []corev1.Node {
+	var out []corev1.Node
+	for _, n := range nodes {
+		switch in.intn(12) {
+		case 0: // deleted
+			continue
+		case 1: // kubectl uncordon
+			n.Spec.Unschedulable = false
+		case 2: // the drainer finished
+			if n.Annotations[v1alpha1.AnnotationState] == string(v1alpha1.StateDraining) {
+				n = apply(t, n, StatePatch(&n, v1alpha1.NodeState(in.pick("Drained", "DrainFailed")), now))
+			}
+		case 3, 4: // a condition flips
+			if len(n.Status.Conditions) > 0 {
+				c := &n.Status.Conditions[in.intn(len(n.Status.Conditions))]
+				c.Status = corev1.ConditionStatus(in.pick("True", "False", "Unknown"))
+				c.LastTransitionTime.Time = now
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+var conditionTypes = []string{reboot, "KernelDeadlock", "Ready"}
+
+func genPolicies(in *bytes) []v1alpha1.RemediationPolicy {
+	var out []v1alpha1.RemediationPolicy
+	for i, name := range []string{"alpha", "beta", "gamma"}[:1+in.intn(3)] {
+		p := rp(name)
+		switch in.intn(3) {
+		case 1:
+			selector("pool", "a")(&p)
+		case 2:
+			selector("pool", "b")(&p)
+		}
+		p.Spec.Conditions = nil
+		for range 1 + in.intn(2) {
+			p.Spec.Conditions = append(p.Spec.Conditions, rule(
+				in.pick(conditionTypes...),
+				corev1.ConditionStatus(in.pick("True", "True", "Unknown", "False")),
+				time.Duration(pick(in, 0, 0, 5, 10))*time.Minute))
+		}
+		p.Spec.MaxConcurrent = in.limit(1, "10%", "34%", "50%", "100%")
+		p.Spec.MaxUnhealthy = in.limit(0, "0%", "30%", "50%", "100%")
+		p.Spec.DryRun = in.intn(6) == 0
+		p.Spec.Drain.Enabled = ptr(in.intn(4) != 0)
+		p.Spec.UncordonOnRecovery = ptr(in.intn(4) != 0)
+		if in.intn(5) == 0 {
+			p.Spec.Cordon = ptr(false)
+			p.Spec.Drain.Enabled = ptr(false)
+		}
+		if in.intn(2) == 0 {
+			p.Spec.Taints = []corev1.Taint{{Key: "nodewarden.io/" + name, Effect: corev1.TaintEffectNoSchedule}, {Key: "shared", Effect: corev1.TaintEffectNoExecute}}
+		}
+		if in.intn(3) == 0 {
+			p.Spec.Annotations = map[string]string{"example.com/by": name}
+		}
+		if in.intn(4) == 0 {
+			circuitWasOpen(&p)
+		}
+		if in.intn(20) == 0 {
+			p.Spec.MaxConcurrent = intstr.FromInt32(0) // invalid
+		}
+		p.Generation = int64(i + 1)
+		out = append(out, p)
+	}
+	return out
+}
+
+func genNodes(in *bytes) []corev1.Node {
+	var out []corev1.Node
+	for i := range in.intn(11) {
+		n := node(fmt.Sprintf("n%02d", i))
+		if pool := in.pick("", "a", "b"); pool != "" {
+			label("pool", pool)(&n)
+		}
+		for _, typ := range conditionTypes {
+			if in.intn(3) == 0 {
+				continue
+			}
+			cond(typ, corev1.ConditionStatus(in.pick("True", "False", "Unknown")),
+				time.Duration(pick(in, 0, 1, 7, 120))*time.Minute,
+				in.pick("", "x, not before "+soon, "y, not before "+later))(&n)
+		}
+		if in.intn(3) == 0 {
+			holder := in.pick("alpha", "beta", "gamma", "gone")
+			held(holder, v1alpha1.NodeState(in.pick("Cordoned", "Draining", "Drained", "DrainFailed", "Weird")))(&n)
+			switch in.intn(3) {
+			case 0:
+				delete(n.Annotations, v1alpha1.AnnotationCordonedBy)
+			case 1:
+				n.Annotations[v1alpha1.AnnotationCordonedBy] = v1alpha1.CordonedByOther
+			}
+			if in.intn(2) == 0 {
+				taint("nodewarden.io/"+holder, corev1.TaintEffectNoSchedule)(&n)
+				n.Annotations[v1alpha1.AnnotationAddedTaints] = "nodewarden.io/" + holder + ":NoSchedule"
+			}
+		}
+		if in.intn(4) == 0 {
+			n.Spec.Unschedulable = !n.Spec.Unschedulable
+		}
+		if in.intn(4) == 0 {
+			taint("shared", corev1.TaintEffectNoExecute)(&n)
+		}
+		if in.intn(6) == 0 {
+			annotate(v1alpha1.AnnotationHumanUncordoned, formatTime(t0.Add(-time.Duration(in.intn(200))*time.Minute)))(&n)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// bytes hands out the fuzzer's bytes as choices; once they run out every
+// choice is the first option.
+type bytes struct {
+	data []byte
+	pos  int
+}
+
+func (b *bytes) intn(n int) int {
+	if b.pos >= len(b.data) || n <= 0 {
+		return 0
+	}
+	b.pos++
+	return int(b.data[b.pos-1]) % n
+}
+
+func pick[T any](b *bytes, options ...T) T { return options[b.intn(len(options))] }
+
+func (b *bytes) pick(options ...string) string { return pick(b, options...) }
+
+func (b *bytes) limit(minInt int, percents ...string) intstr.IntOrString {
+	if b.intn(2) == 0 {
+		return intstr.FromInt32(int32(minInt + b.intn(4)))
+	}
+	return intstr.FromString(b.pick(percents...))
+}

@@ -1,0 +1,177 @@
+package remediation
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+)
+
+// defaultDrainTimeout mirrors the CRD default, for objects built in Go that
+// never went through the API server's defaulting.
+const defaultDrainTimeout = 15 * time.Minute
+
+// policy is a RemediationPolicy with its defaults resolved and its selector
+// parsed, plus what Decide counts for it along the way.
+type policy struct {
+	spec     *v1alpha1.RemediationPolicy
+	name     string
+	selector labels.Selector
+	invalid  string
+
+	cordon, drain, undo, dryRun bool
+	drainTimeout                time.Duration
+	wasCircuitOpen              bool
+
+	selected, triggered, held, released int
+	maxConcurrent, maxUnhealthy         int
+	circuitOpen                         bool
+	candidates                          []candidate
+	started, deferred                   int
+}
+
+// compilePolicies returns the policies sorted by name, so that every later
+// loop is deterministic whatever order the cache listed them in.
+func compilePolicies(in []v1alpha1.RemediationPolicy) []*policy {
+	out := make([]*policy, 0, len(in))
+	for i := range in {
+		out = append(out, compilePolicy(&in[i]))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
+	p := &policy{
+		spec:           rp,
+		name:           rp.Name,
+		cordon:         boolOr(rp.Spec.Cordon, true),
+		drain:          boolOr(rp.Spec.Drain.Enabled, true),
+		undo:           boolOr(rp.Spec.UncordonOnRecovery, true),
+		dryRun:         rp.Spec.DryRun,
+		drainTimeout:   rp.Spec.Drain.Timeout.Duration,
+		wasCircuitOpen: meta.IsStatusConditionTrue(rp.Status.Conditions, v1alpha1.ConditionCircuitOpen),
+	}
+	if p.drainTimeout <= 0 {
+		p.drainTimeout = defaultDrainTimeout
+	}
+	sel, err := metav1.LabelSelectorAsSelector(rp.Spec.NodeSelector)
+	if err != nil {
+		p.invalid = fmt.Sprintf("invalid nodeSelector: %v", err)
+		return p
+	}
+	if rp.Spec.NodeSelector == nil {
+		sel = labels.Everything()
+	}
+	p.selector = sel
+	p.invalid = specProblem(&rp.Spec)
+	return p
+}
+
+// specProblem catches what the CRD schema cannot (or what a policy built
+// without the API server skipped): such a policy freezes instead of acting on
+// a guess.
+func specProblem(s *v1alpha1.RemediationPolicySpec) string {
+	if len(s.Conditions) == 0 {
+		return "conditions is empty"
+	}
+	if problem := limitProblem("maxConcurrent", s.MaxConcurrent, 1); problem != "" {
+		return problem
+	}
+	if problem := limitProblem("maxUnhealthy", s.MaxUnhealthy, 0); problem != "" {
+		return problem
+	}
+	for k := range s.Annotations {
+		if strings.HasPrefix(k, "nodewarden.io/") {
+			return fmt.Sprintf("annotation %q: keys under nodewarden.io/ are reserved", k)
+		}
+	}
+	for _, t := range s.Taints {
+		if problem := taintProblem(t); problem != "" {
+			return problem
+		}
+	}
+	return ""
+}
+
+// limitProblem accepts a whole number >= min, or a percentage from min% to
+// 100%.
+func limitProblem(field string, v intstr.IntOrString, min int) string {
+	if v.Type == intstr.Int {
+		if int(v.IntVal) < min {
+			return fmt.Sprintf("%s must be at least %d", field, min)
+		}
+		return ""
+	}
+	pct, err := strconv.Atoi(strings.TrimSuffix(v.StrVal, "%"))
+	if err != nil || !strings.HasSuffix(v.StrVal, "%") || pct < min || pct > 100 {
+		return fmt.Sprintf("%s must be a whole number or a percentage from %d%% to 100%%, not %q", field, min, v.StrVal)
+	}
+	return ""
+}
+
+// taintProblem checks what the CRD only checks for the effect: a bad key or
+// value would otherwise surface as a failed Node patch in the middle of a
+// remediation.
+func taintProblem(t corev1.Taint) string {
+	if errs := validation.IsQualifiedName(t.Key); len(errs) > 0 {
+		return fmt.Sprintf("invalid taint key %q: %s", t.Key, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsValidLabelValue(t.Value); len(errs) > 0 {
+		return fmt.Sprintf("invalid taint value %q: %s", t.Value, strings.Join(errs, "; "))
+	}
+	switch t.Effect {
+	case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+		return ""
+	}
+	return fmt.Sprintf("invalid taint effect %q", t.Effect)
+}
+
+// resolveLimits turns maxConcurrent and maxUnhealthy into node counts once
+// the selected nodes are known.
+func (p *policy) resolveLimits() {
+	if p.invalid != "" {
+		return
+	}
+	p.maxConcurrent, _ = scaledLimit(p.spec.Spec.MaxConcurrent, p.selected)
+	p.maxUnhealthy, _ = scaledLimit(p.spec.Spec.MaxUnhealthy, p.selected)
+}
+
+// scaledLimit resolves an int or a percentage of total. A percentage rounds
+// down, except that a non-zero percentage always allows one node: "10%" of a
+// five-node pool should still remediate, not stall forever.
+func scaledLimit(v intstr.IntOrString, total int) (int, error) {
+	n, err := intstr.GetScaledValueFromIntOrPercent(&v, total, false)
+	if err != nil {
+		return 0, err
+	}
+	if v.Type == intstr.String && n == 0 && percentAboveZero(v.StrVal) {
+		return 1, nil
+	}
+	return n, nil
+}
+
+func percentAboveZero(s string) bool {
+	return strings.TrimLeft(strings.TrimSuffix(s, "%"), "0") != ""
+}
+
+func (p *policy) selects(n *corev1.Node) bool {
+	return p.selector != nil && p.selector.Matches(labels.Set(n.Labels))
+}
+
+func boolOr(b *bool, def bool) bool {
+	if b == nil {
+		return def
+	}
+	return *b
+}
