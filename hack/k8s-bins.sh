@@ -143,13 +143,20 @@ build_kwok() {
   go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
   # kwok acts only on nodes/pods that match Stage objects; its module ships the
   # "fast" stages (nodes Ready at once, pods Running at once).
-  local stages="$CACHE/kwok-$KWOK_VERSION/stages"
+  local stages="$CACHE/kwok-$KWOK_VERSION/stages-fast"
   if [ ! -f "$stages/pod-fast.yaml" ]; then
     local dir; dir=$(GOFLAGS= go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
     mkdir -p "$stages"
-    cat "$dir"/kustomize/stage/node/fast/*.yaml >"$stages/node-fast.yaml"
-    cat "$dir"/kustomize/stage/pod/fast/*.yaml >"$stages/pod-fast.yaml"
-    chmod u+w "$stages"/*.yaml
+    local kind f
+    for kind in node pod; do
+      # One multi-document file per kind; the kustomization.yaml is not a Stage.
+      for f in "$dir/kustomize/stage/$kind/fast/"*.yaml; do
+        [ "$(basename "$f")" = kustomization.yaml ] && continue
+        echo "---"
+        cat "$f"
+      done >"$stages/$kind-fast.yaml.tmp"
+      mv "$stages/$kind-fast.yaml.tmp" "$stages/$kind-fast.yaml"
+    done
   fi
   ln -sfn "$stages" "$BIN/kwok-stages"
 }

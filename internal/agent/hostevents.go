@@ -107,13 +107,14 @@ func (s *hostEventSource) Run(ctx context.Context, out sink) {
 		}
 		publish()
 	}
-	f := logfile.New(s.follow, s.log)
-	if err := f.Run(ctx, onLine, onReplayDone); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Error(err, "following the host event log stopped")
+	follow := s.follow
+	follow.OnSkip = func(n int) {
+		for range n {
+			s.metrics.LineUnparsed(hostEventSourceName, "too_long")
+		}
 	}
-	if s.metrics != nil {
-		// Lines skipped for length are counted by the follower; mirror them.
-		s.metrics.LinesUnparsed.WithLabelValues(hostEventSourceName, "too_long").Add(float64(f.Stats().LinesSkipped))
+	if err := logfile.New(follow, s.log).Run(ctx, onLine, onReplayDone); err != nil {
+		s.log.Error(err, "following the host event log stopped")
 	}
 }
 

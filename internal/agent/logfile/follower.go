@@ -40,7 +40,8 @@ type Options struct {
 	// Path is the log file to follow. It need not exist yet.
 	Path string
 	// MaxLineBytes is the longest line delivered, not counting its '\n'.
-	// Longer lines are skipped whole and counted in Stats.LinesSkipped.
+	// Longer lines are skipped whole, counted in Stats.LinesSkipped and
+	// reported to OnSkip.
 	// Default DefaultMaxLineBytes.
 	MaxLineBytes int
 	// PollInterval is how often every file is checked even without a
@@ -57,6 +58,9 @@ type Options struct {
 	// after it last grew, for writers that have not reopened their log yet.
 	// Default DefaultOldFileIdle.
 	OldFileIdle time.Duration
+	// OnSkip, if set, is called with the number of lines just skipped for
+	// being too long, so the caller's metric moves when it happens.
+	OnSkip func(n int)
 }
 
 // Line is one complete line of the file.
@@ -409,6 +413,9 @@ func (f *Follower) read(ctx context.Context, t *tailFile) {
 			t.lastGrowth = time.Now()
 			if skipped := t.lines.feed(chunk, f.emitFn); skipped > 0 {
 				f.linesSkipped.Add(uint64(skipped))
+				if f.opts.OnSkip != nil {
+					f.opts.OnSkip(skipped)
+				}
 				f.log.Info("skipped lines longer than the limit", "count", skipped,
 					"nearOffset", start, "maxLineBytes", f.opts.MaxLineBytes, "file", t.f.Name())
 			}
