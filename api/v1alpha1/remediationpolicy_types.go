@@ -138,8 +138,10 @@ type RemediationPolicySpec struct {
 	// selected nodes (1%-100%, rounded down but never below one node).
 	// +kubebuilder:default=1
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="maxConcurrent must be a whole number of at least 1 or a percentage from 1% to 100%, such as 1 or 10%"
+	// In Go, the zero IntOrString is "unset" (omitzero), so that a client
+	// that leaves it out gets the default rather than 0.
 	// +optional
-	MaxConcurrent intstr.IntOrString `json:"maxConcurrent,omitempty"`
+	MaxConcurrent intstr.IntOrString `json:"maxConcurrent,omitzero"`
 
 	// maxUnhealthy is a circuit breaker: when more selected nodes are
 	// triggered than this, the policy starts no remediation at all (a bad
@@ -148,8 +150,10 @@ type RemediationPolicySpec struct {
 	// below one node unless it is 0%).
 	// +kubebuilder:default="50%"
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxUnhealthy must be a whole number of at least 0 or a percentage from 0% to 100%, such as 3 or 50%"
+	// In Go, the zero IntOrString is "unset" (omitzero) and gets the default;
+	// write intstr.FromString("0%") for a breaker that opens on any trigger.
 	// +optional
-	MaxUnhealthy intstr.IntOrString `json:"maxUnhealthy,omitempty"`
+	MaxUnhealthy intstr.IntOrString `json:"maxUnhealthy,omitzero"`
 
 	// dryRun computes and reports every decision (logs, Events, status) but
 	// writes nothing to nodes and evicts nothing.

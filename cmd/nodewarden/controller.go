@@ -2,17 +2,117 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/controllers"
+	"github.com/nodewarden/nodewarden/internal/version"
 )
 
+type controllerFlags struct {
+	*serveFlags
+	leaderElect bool
+	dryRun      bool
+}
+
 func newControllerCommand() *cobra.Command {
+	f := &controllerFlags{}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run once per cluster: cordon, drain and restore nodes per RemediationPolicy",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			return errNotImplemented
+			return runController(f)
 		},
 	}
-	zapFlags(cmd)
+	f.serveFlags = addServeFlags(cmd, ":8080", ":8081")
+	cmd.Flags().BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader through a Lease, so that replicas can run side by side")
+	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "decide and report (logs, Events, policy status) but change no Node")
 	return cmd
+}
+
+func runController(f *controllerFlags) error {
+	log := zap.New(zap.UseFlagOptions(f.zap))
+	ctrl.SetLogger(log)
+	log.Info("starting", "version", version.String(), "dryRun", f.dryRun)
+
+	restCfg, err := f.restConfig()
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       f.metricsOptions(),
+		HealthProbeBindAddress:        f.healthAddr,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              "nodewarden-controller",
+		LeaderElectionNamespace:       f.namespace,
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Nodes are cached, but without what the decision never reads:
+			// images and volumes are most of a Node's size.
+			&corev1.Node{}: {Transform: slimNode},
+		}},
+		Client: client.Options{Cache: &client.CacheOptions{
+			// Pods are never cached: the drainer lists one node's pods when it
+			// needs them, so memory does not grow with the cluster's pod count.
+			DisableFor: []client.Object{&corev1.Pod{}},
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	clientset, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return err
+	}
+	recorder := mgr.GetEventRecorder("nodewarden-controller")
+	metrics := controllers.NewMetrics(ctrlmetrics.Registry)
+	r := &controllers.RemediationReconciler{
+		Client:   mgr.GetClient(),
+		Drains:   controllers.NewDrains(clientset, recorder, metrics, log),
+		Recorder: recorder,
+		Metrics:  metrics,
+		DryRun:   f.dryRun,
+		Clock:    clock.RealClock{},
+		Log:      log.WithName("remediation"),
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// slimNode drops the parts of a Node the controller never reads before it is cached.
+func slimNode(obj any) (any, error) {
+	if n, ok := obj.(*corev1.Node); ok {
+		n.ManagedFields = nil
+		n.Status.Images = nil
+		n.Status.VolumesAttached = nil
+		n.Status.VolumesInUse = nil
+	}
+	return obj, nil
 }

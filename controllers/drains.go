@@ -1,0 +1,174 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/drain"
+	"github.com/nodewarden/nodewarden/internal/remediation"
+)
+
+// Drains runs at most one drain per node, each in its own goroutine, so that
+// a drain waiting on a PodDisruptionBudget never blocks decisions about other
+// nodes. It is a manager Runnable: it runs only on the leader, and when the
+// leader stops, every drain stops with it; the next leader resumes them from
+// the nodes' Draining state.
+type Drains struct {
+	client   kubernetes.Interface
+	drainer  *drain.Drainer
+	recorder events.EventRecorder
+	metrics  *Metrics
+	clock    clock.PassiveClock
+	log      logr.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+
+	done chan event.GenericEvent
+}
+
+// NewDrains returns an idle drain runner.
+func NewDrains(client kubernetes.Interface, recorder events.EventRecorder, m *Metrics, log logr.Logger) *Drains {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Drains{
+		client:   client,
+		drainer:  &drain.Drainer{Client: client, Log: log.WithName("drain")},
+		recorder: recorder,
+		metrics:  m,
+		clock:    clock.RealClock{},
+		log:      log.WithName("drains"),
+		ctx:      ctx,
+		cancel:   cancel,
+		running:  map[string]context.CancelFunc{},
+		done:     make(chan event.GenericEvent, 64),
+	}
+}
+
+// Done delivers a Node each time one of its drains ended.
+func (d *Drains) Done() <-chan event.GenericEvent { return d.done }
+
+// Start blocks until ctx ends, then stops every drain and waits for them.
+func (d *Drains) Start(ctx context.Context) error {
+	<-ctx.Done()
+	d.cancel()
+	d.wg.Wait()
+	return nil
+}
+
+// Running reports whether node has a drain in progress.
+func (d *Drains) Running(node string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.running[node]
+	return ok
+}
+
+// Ensure starts a drain of node for rp unless one is running.
+func (d *Drains) Ensure(node string, rp *v1alpha1.RemediationPolicy, deadline time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.running[node]; ok || d.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	d.running[node] = cancel
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer d.forget(node)
+		d.run(ctx, node, rp.DeepCopy(), deadline)
+	}()
+}
+
+// Cancel stops node's drain, if any.
+func (d *Drains) Cancel(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if cancel, ok := d.running[node]; ok {
+		cancel()
+		delete(d.running, node)
+	}
+}
+
+func (d *Drains) forget(node string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.running, node)
+}
+
+func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationPolicy, deadline time.Time) {
+	start := d.clock.Now()
+	log := d.log.WithValues("node", node, "policy", rp.Name, "deadline", deadline)
+	log.Info("drain started")
+	res, err := d.drainer.Drain(ctx, node, drain.OptionsFrom(rp.Spec.Drain), deadline)
+	d.metrics.EvictionRetry.Add(float64(res.Retries))
+	if ctx.Err() != nil {
+		log.Info("drain cancelled")
+		return
+	}
+	state, reason, kind, msg := v1alpha1.StateDrained, remediation.ReasonDrainSucceeded, corev1.EventTypeNormal,
+		fmt.Sprintf("drained for policy %s: %d pods evicted", rp.Name, res.Evicted)
+	if err != nil {
+		state, reason, kind, msg = v1alpha1.StateDrainFailed, remediation.ReasonDrainFailed, corev1.EventTypeWarning,
+			fmt.Sprintf("drain for policy %s failed, the node stays cordoned: %v", rp.Name, err)
+	}
+	n, err := d.record(ctx, node, rp.Name, state)
+	if err != nil {
+		log.Error(err, "recording the drain's outcome failed; the next leader will drain again")
+		return
+	}
+	d.metrics.DrainDuration.WithLabelValues(string(state)).Observe(d.clock.Since(start).Seconds())
+	d.metrics.Actions.WithLabelValues(string(state), "success").Inc()
+	log.Info("drain finished", "state", state, "evicted", res.Evicted, "retries", res.Retries)
+	if n != nil {
+		d.recorder.Eventf(n, rp, kind, reason, reason, "%s", msg)
+		select {
+		case d.done <- event.GenericEvent{Object: n}:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// record writes state on node if the node is still Draining for policy:
+// while the drain ran, the condition may have cleared or a human may have
+// uncordoned the node, and then the outcome is no longer ours to record.
+func (d *Drains) record(ctx context.Context, node, policy string, state v1alpha1.NodeState) (*corev1.Node, error) {
+	var result *corev1.Node
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		n, err := d.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n.Annotations[v1alpha1.AnnotationState] != string(v1alpha1.StateDraining) || n.Annotations[v1alpha1.AnnotationPolicy] != policy {
+			return nil
+		}
+		body, err := remediation.StatePatch(n, state, d.clock.Now()).MergePatch()
+		if err != nil {
+			return err
+		}
+		result, err = d.client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, body, metav1.PatchOptions{})
+		return err
+	})
+	return result, err
+}

@@ -1,0 +1,48 @@
+package controllers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the controller's Prometheus collectors (docs/operations.md lists them).
+type Metrics struct {
+	Nodes          *prometheus.GaugeVec     // policy, state
+	Actions        *prometheus.CounterVec   // action, result
+	EvictionRetry  prometheus.Counter       //
+	DrainDuration  *prometheus.HistogramVec // result
+	CircuitOpen    *prometheus.GaugeVec     // policy
+	TriggeredNodes *prometheus.GaugeVec     // policy
+}
+
+// NewMetrics creates the collectors and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Nodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodewarden_controller_nodes",
+			Help: "Nodes held by a policy, by nodewarden.io/state.",
+		}, []string{"policy", "state"}),
+		Actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodewarden_controller_actions_total",
+			Help: "Actions on nodes (Cordon, StartDrain, Release, Stop, Drained, DrainFailed), by result (success, conflict, error, dry_run).",
+		}, []string{"action", "result"}),
+		EvictionRetry: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nodewarden_controller_eviction_retries_total",
+			Help: "Evictions retried, mostly because a PodDisruptionBudget answered 429.",
+		}),
+		DrainDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nodewarden_controller_drain_duration_seconds",
+			Help:    "Time from a drain's start to Drained or DrainFailed.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12), // 1 s .. ~34 min
+		}, []string{"result"}),
+		CircuitOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodewarden_controller_circuit_open",
+			Help: "1 while a policy's maxUnhealthy circuit breaker is open.",
+		}, []string{"policy"}),
+		TriggeredNodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodewarden_controller_triggered_nodes",
+			Help: "Selected nodes whose trigger condition holds, by policy.",
+		}, []string{"policy"}),
+	}
+	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes)
+	return m
+}

@@ -1,0 +1,249 @@
+// Package controllers holds nodewarden's reconciler: a thin controller-runtime
+// wrapper around remediation.Decide, which holds every rule.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/remediation"
+)
+
+// everything is the one request the reconciler handles: budgets and the
+// circuit breaker are about all nodes of a policy at once, so every change
+// leads to one decision over the whole cluster (the work queue folds bursts
+// of changes into one pass).
+var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "all-nodes"}}
+
+// RemediationReconciler carries out remediation.Decide's plan.
+type RemediationReconciler struct {
+	// Client reads Nodes and policies from the cache and writes through the API.
+	Client   client.Client
+	Drains   *Drains
+	Recorder events.EventRecorder
+	Metrics  *Metrics
+	// DryRun: log and emit Events, write nothing to Nodes (policy status is still written).
+	DryRun bool
+	Clock  clock.PassiveClock
+	Log    logr.Logger
+}
+
+// SetupWithManager watches Nodes and policies, and drain completions.
+func (r *RemediationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.Add(r.Drains); err != nil {
+		return err
+	}
+	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
+		return []reconcile.Request{everything}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("remediation").
+		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{},
+			handler.TypedEnqueueRequestsFromMapFunc(func(context.Context, *corev1.Node) []reconcile.Request {
+				return []reconcile.Request{everything}
+			}),
+			predicate.TypedFuncs[*corev1.Node]{UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
+				return nodeChanged(e.ObjectOld, e.ObjectNew)
+			}})).
+		Watches(&v1alpha1.RemediationPolicy{}, all).
+		WatchesRawSource(source.Channel(r.Drains.Done(), handler.EnqueueRequestsFromMapFunc(
+			func(context.Context, client.Object) []reconcile.Request { return []reconcile.Request{everything} }))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		Complete(r)
+}
+
+// Reconcile decides over all policies and nodes and carries the plan out.
+func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (ctrl.Result, error) {
+	var policies v1alpha1.RemediationPolicyList
+	if err := r.Client.List(ctx, &policies); err != nil {
+		return ctrl.Result{}, err
+	}
+	var nodes corev1.NodeList
+	if err := r.Client.List(ctx, &nodes); err != nil {
+		return ctrl.Result{}, err
+	}
+	now := r.Clock.Now()
+	plan := remediation.Decide(now, policies.Items, nodes.Items)
+
+	nodeByName := map[string]*corev1.Node{}
+	for i := range nodes.Items {
+		nodeByName[nodes.Items[i].Name] = &nodes.Items[i]
+	}
+	policyByName := map[string]*v1alpha1.RemediationPolicy{}
+	for i := range policies.Items {
+		policyByName[policies.Items[i].Name] = &policies.Items[i]
+	}
+
+	result := ctrl.Result{RequeueAfter: plan.RequeueAfter}
+	done := map[string]bool{} // nodes whose decision was carried out: their events may be emitted
+	for _, d := range plan.Nodes {
+		err := r.carryOut(ctx, d, nodeByName[d.Node], policyByName[d.Policy])
+		switch {
+		case err == nil:
+			done[d.Node] = true
+		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+			// The Node changed since the cache showed it; decide again on the new one.
+			result.RequeueAfter = time.Second
+		default:
+			return ctrl.Result{}, fmt.Errorf("node %s: %s: %w", d.Node, d.Action, err)
+		}
+	}
+	r.emit(plan.Events, done, nodeByName, policyByName)
+	if err := r.writeStatuses(ctx, plan.Policies, policyByName, now); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.observe(plan)
+	return result, nil
+}
+
+// carryOut sends one node's patch and starts or stops its drain.
+func (r *RemediationReconciler) carryOut(ctx context.Context, d remediation.NodeDecision, node *corev1.Node, rp *v1alpha1.RemediationPolicy) error {
+	dryRun := d.DryRun || r.DryRun
+	switch d.Action {
+	case remediation.ActionNone, remediation.ActionDefer:
+		return nil
+	case remediation.ActionHold:
+		if d.State == v1alpha1.StateDraining && !dryRun && rp != nil {
+			// After a restart or a leader change the drain is resumed here,
+			// with the deadline it had from the start.
+			r.Drains.Ensure(d.Node, rp, d.DrainDeadline)
+		}
+		return nil
+	case remediation.ActionRelease, remediation.ActionStop:
+		// Never leave a drain evicting pods from a node we gave back.
+		r.Drains.Cancel(d.Node)
+	}
+	if d.Patch.IsEmpty() {
+		return nil
+	}
+	log := r.Log.WithValues("node", d.Node, "policy", d.Policy, "action", d.Action, "why", d.Why)
+	if dryRun {
+		log.Info("dry run: not writing")
+		r.Metrics.Actions.WithLabelValues(string(d.Action), "dry_run").Inc()
+		return nil
+	}
+	if err := r.patchNode(ctx, node, d.Patch); err != nil {
+		r.Metrics.Actions.WithLabelValues(string(d.Action), resultOf(err)).Inc()
+		return err
+	}
+	r.Metrics.Actions.WithLabelValues(string(d.Action), "success").Inc()
+	log.Info("node updated")
+	if d.Action == remediation.ActionStartDrain && rp != nil {
+		r.Drains.Ensure(d.Node, rp, d.DrainDeadline)
+	}
+	return nil
+}
+
+func (r *RemediationReconciler) patchNode(ctx context.Context, node *corev1.Node, p remediation.NodePatch) error {
+	body, err := p.MergePatch()
+	if err != nil {
+		return err
+	}
+	return r.Client.Patch(ctx, node.DeepCopy(), client.RawPatch(types.MergePatchType, body))
+}
+
+// emit sends the plan's Events; a node's only once its decision was carried out.
+func (r *RemediationReconciler) emit(evs []remediation.Event, done map[string]bool, nodes map[string]*corev1.Node, policies map[string]*v1alpha1.RemediationPolicy) {
+	for _, e := range evs {
+		var regarding, related client.Object
+		if p := policies[e.Policy]; p != nil {
+			related = p
+		}
+		if e.Node != "" {
+			if !done[e.Node] || nodes[e.Node] == nil {
+				continue
+			}
+			regarding = nodes[e.Node]
+		} else {
+			regarding, related = related, nil
+		}
+		if regarding == nil {
+			continue
+		}
+		r.Recorder.Eventf(regarding, related, e.Type, e.Reason, e.Reason, "%s", e.Message)
+	}
+}
+
+func (r *RemediationReconciler) writeStatuses(ctx context.Context, statuses []remediation.PolicyStatus, policies map[string]*v1alpha1.RemediationPolicy, now time.Time) error {
+	for _, s := range statuses {
+		rp := policies[s.Name]
+		if rp == nil {
+			continue
+		}
+		want := remediation.Status(rp, s, now)
+		if equality.Semantic.DeepEqual(rp.Status, want) {
+			continue
+		}
+		updated := rp.DeepCopy()
+		updated.Status = want
+		if err := r.Client.Status().Patch(ctx, updated, client.MergeFrom(rp)); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("policy %s status: %w", rp.Name, err)
+		}
+	}
+	return nil
+}
+
+// observe sets the gauges from the plan.
+func (r *RemediationReconciler) observe(plan remediation.Plan) {
+	r.Metrics.Nodes.Reset()
+	for _, d := range plan.Nodes {
+		if d.State != "" && d.Policy != "" {
+			r.Metrics.Nodes.WithLabelValues(d.Policy, string(d.State)).Inc()
+		}
+	}
+	r.Metrics.CircuitOpen.Reset()
+	r.Metrics.TriggeredNodes.Reset()
+	for _, p := range plan.Policies {
+		open := 0.0
+		if p.CircuitOpen {
+			open = 1
+		}
+		r.Metrics.CircuitOpen.WithLabelValues(p.Name).Set(open)
+		r.Metrics.TriggeredNodes.WithLabelValues(p.Name).Set(float64(p.Triggered))
+	}
+}
+
+func resultOf(err error) string {
+	if apierrors.IsConflict(err) {
+		return "conflict"
+	}
+	return "error"
+}
+
+// nodeChanged reports a change that can alter a decision. kubelet (and kwok)
+// rewrite every Node's heartbeats every few seconds; those alone do not wake
+// the reconciler, which matters with thousands of nodes.
+func nodeChanged(old, cur *corev1.Node) bool {
+	if old.Spec.Unschedulable != cur.Spec.Unschedulable ||
+		!equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints) ||
+		!equality.Semantic.DeepEqual(old.Labels, cur.Labels) ||
+		!equality.Semantic.DeepEqual(old.Annotations, cur.Annotations) ||
+		len(old.Status.Conditions) != len(cur.Status.Conditions) {
+		return true
+	}
+	for i, c := range cur.Status.Conditions {
+		o := old.Status.Conditions[i]
+		if o.Type != c.Type || o.Status != c.Status || o.Reason != c.Reason || o.Message != c.Message || !o.LastTransitionTime.Equal(&c.LastTransitionTime) {
+			return true
+		}
+	}
+	return false
+}
