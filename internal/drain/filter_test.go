@@ -1,0 +1,237 @@
+package drain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+)
+
+// pod is a Running pod owned by a ReplicaSet, with no volumes: evictable
+// under any options. Each case changes what it is about.
+func pod(change ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "ns", Name: "p",
+			OwnerReferences: []metav1.OwnerReference{owner("apps/v1", "ReplicaSet")},
+		},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
+	}
+	for _, c := range change {
+		c(p)
+	}
+	return p
+}
+
+func owner(apiVersion, kind string) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: "owner", UID: "u", Controller: ptr.To(true)}
+}
+
+func ownedBy(refs ...metav1.OwnerReference) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.OwnerReferences = refs }
+}
+
+func annotated(kv ...string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Annotations = map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			p.Annotations[kv[i]] = kv[i+1]
+		}
+	}
+}
+
+func phase(ph corev1.PodPhase) func(*corev1.Pod) {
+	return func(p *corev1.Pod) { p.Status.Phase = ph }
+}
+
+func terminating(p *corev1.Pod) { p.DeletionTimestamp = &metav1.Time{Time: time.Now()} }
+
+func withEmptyDir(p *corev1.Pod) {
+	p.Spec.Volumes = append(p.Spec.Volumes,
+		corev1.Volume{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{}}},
+		corev1.Volume{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+}
+
+func TestJudge(t *testing.T) {
+	mirror := annotated(corev1.MirrorPodAnnotationKey, "abc")
+	daemonSet := ownedBy(owner("apps/v1", "DaemonSet"))
+	bare := ownedBy()
+	// An owner that is not the controller does not recreate the pod.
+	nonController := ownedBy(metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "c", UID: "c"})
+	protected := []string{"example.com/keep", "example.com/tier=gold"}
+
+	tests := []struct {
+		name string
+		pod  *corev1.Pod
+		opts Options
+		want Verdict
+	}{
+		{"replicated pod", pod(), Options{}, Verdict{Action: Evict}},
+		{"mirror pod", pod(mirror), Options{}, Verdict{Skip, "mirror pod of a static pod"}},
+		{"mirror pod even when unreplicated and everything may be evicted", pod(mirror, bare),
+			Options{EvictDaemonSetPods: true, EvictUnreplicatedPods: true}, Verdict{Skip, "mirror pod of a static pod"}},
+		{"succeeded", pod(phase(corev1.PodSucceeded)), Options{}, Verdict{Skip, "finished (Succeeded)"}},
+		{"failed, even unreplicated", pod(phase(corev1.PodFailed), bare), Options{}, Verdict{Skip, "finished (Failed)"}},
+		{"pending pod is evicted", pod(phase(corev1.PodPending)), Options{}, Verdict{Action: Evict}},
+		{"DaemonSet pod", pod(daemonSet), Options{}, Verdict{Skip, "DaemonSet pod (evictDaemonSetPods is false)"}},
+		{"DaemonSet pod with evictDaemonSetPods", pod(daemonSet), Options{EvictDaemonSetPods: true}, Verdict{Action: Evict}},
+		{"a DaemonSet of another group is no DaemonSet", pod(ownedBy(owner("example.com/v1", "DaemonSet"))), Options{}, Verdict{Action: Evict}},
+		{"terminating pod is waited for", pod(terminating), Options{}, Verdict{Action: Wait}},
+		{"terminating pod is waited for even if it would block", pod(terminating, bare, withEmptyDir, annotated("example.com/keep", "")),
+			Options{ProtectedPodAnnotations: protected}, Verdict{Action: Wait}},
+		{"terminating DaemonSet pod is skipped", pod(terminating, daemonSet), Options{}, Verdict{Skip, "DaemonSet pod (evictDaemonSetPods is false)"}},
+		{"emptyDir blocks", pod(withEmptyDir), Options{},
+			Verdict{Block, `uses emptyDir volume "scratch" (evictEmptyDirPods is false)`}},
+		{"emptyDir with evictEmptyDirPods", pod(withEmptyDir), Options{EvictEmptyDirPods: true}, Verdict{Action: Evict}},
+		{"unreplicated blocks", pod(bare), Options{},
+			Verdict{Block, "has no controller to recreate it (evictUnreplicatedPods is false)"}},
+		{"owner that is not a controller is unreplicated", pod(nonController), Options{},
+			Verdict{Block, "has no controller to recreate it (evictUnreplicatedPods is false)"}},
+		{"unreplicated with evictUnreplicatedPods", pod(bare), Options{EvictUnreplicatedPods: true}, Verdict{Action: Evict}},
+		{"protected by key, any value", pod(annotated("example.com/keep", "")), Options{ProtectedPodAnnotations: protected},
+			Verdict{Block, "protected by annotation example.com/keep"}},
+		{"protected by key=value", pod(annotated("example.com/tier", "gold")), Options{ProtectedPodAnnotations: protected},
+			Verdict{Block, "protected by annotation example.com/tier=gold"}},
+		{"key=value with another value does not protect", pod(annotated("example.com/tier", "bronze")), Options{ProtectedPodAnnotations: protected},
+			Verdict{Action: Evict}},
+		{"protected even when everything may be evicted", pod(annotated("example.com/keep", "yes")),
+			Options{EvictDaemonSetPods: true, EvictEmptyDirPods: true, EvictUnreplicatedPods: true, ProtectedPodAnnotations: protected},
+			Verdict{Block, "protected by annotation example.com/keep"}},
+		{"every reason to block is named", pod(bare, withEmptyDir, annotated("example.com/keep", "")), Options{ProtectedPodAnnotations: protected},
+			Verdict{Block, `protected by annotation example.com/keep, uses emptyDir volume "scratch" (evictEmptyDirPods is false), has no controller to recreate it (evictUnreplicatedPods is false)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Judge(tt.pod, tt.opts); got != tt.want {
+				t.Errorf("Judge = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestPlanDrainGroupsPods(t *testing.T) {
+	named := func(name string) func(*corev1.Pod) { return func(p *corev1.Pod) { p.Name = name } }
+	pods := []corev1.Pod{
+		*pod(named("web")),
+		*pod(named("going"), terminating),
+		*pod(named("agent"), ownedBy(owner("apps/v1", "DaemonSet"))),
+		*pod(named("bare"), ownedBy()),
+	}
+	pl := planDrain(pods, Options{})
+	if len(pl.evict) != 1 || pl.evict[0].Name != "web" {
+		t.Errorf("evict = %v, want [web]", pl.evict)
+	}
+	if len(pl.wait) != 1 || pl.wait[0].Name != "going" {
+		t.Errorf("wait = %v, want [going]", pl.wait)
+	}
+	if got := describe(pl.skipped); got != "ns/agent (DaemonSet pod (evictDaemonSetPods is false))" {
+		t.Errorf("skipped = %s", got)
+	}
+	if got := describe(pl.blocked); got != "ns/bare (has no controller to recreate it (evictUnreplicatedPods is false))" {
+		t.Errorf("blocked = %s", got)
+	}
+}
+
+func TestGracePeriod(t *testing.T) {
+	own := func(s int64) func(*corev1.Pod) {
+		return func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = &s }
+	}
+	tests := []struct {
+		name  string
+		pod   *corev1.Pod
+		limit *int64
+		want  *int64
+	}{
+		{"no limit leaves the pod's own", pod(own(600)), nil, nil},
+		{"limit shortens a longer period", pod(own(600)), ptr.To[int64](60), ptr.To[int64](60)},
+		{"limit keeps a shorter period", pod(own(10)), ptr.To[int64](60), ptr.To[int64](10)},
+		{"unset period is the default 30s", pod(), ptr.To[int64](60), ptr.To[int64](30)},
+		{"limit 0 kills at once", pod(own(600)), ptr.To[int64](0), ptr.To[int64](0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := gracePeriod(tt.pod, tt.limit)
+			if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
+				t.Errorf("gracePeriod = %v, want %v", show(got), show(tt.want))
+			}
+		})
+	}
+}
+
+func show(p *int64) string {
+	if p == nil {
+		return "nil"
+	}
+	return fmt.Sprint(*p)
+}
+
+func TestOptionsFrom(t *testing.T) {
+	// A spec the API server did not default: emptyDir pods are evicted, as
+	// the CRD's default says.
+	got := OptionsFrom(v1alpha1.DrainSpec{}).withDefaults()
+	if !got.EvictEmptyDirPods || got.EvictUnreplicatedPods || got.EvictDaemonSetPods ||
+		got.Timeout != DefaultTimeout || got.Parallelism != DefaultParallelism || got.GracePeriodSeconds != nil {
+		t.Errorf("OptionsFrom(empty spec) = %+v", got)
+	}
+	got = OptionsFrom(v1alpha1.DrainSpec{
+		Timeout:                 metav1.Duration{Duration: time.Minute},
+		GracePeriodSeconds:      ptr.To[int64](5),
+		EvictDaemonSetPods:      true,
+		EvictEmptyDirPods:       ptr.To(false),
+		EvictUnreplicatedPods:   true,
+		ProtectedPodAnnotations: []string{"k"},
+	})
+	if got.Timeout != time.Minute || *got.GracePeriodSeconds != 5 || !got.EvictDaemonSetPods || got.EvictEmptyDirPods ||
+		!got.EvictUnreplicatedPods || len(got.ProtectedPodAnnotations) != 1 {
+		t.Errorf("OptionsFrom(full spec) = %+v", got)
+	}
+}
+
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		err    error
+		want   v1alpha1.NodeState
+		wantOK bool
+	}{
+		{nil, v1alpha1.StateDrained, true},
+		{fmt.Errorf("%w: 2 pods left", ErrTimeout), v1alpha1.StateDrainFailed, true},
+		{fmt.Errorf("%w: ns/p", ErrBlocked), v1alpha1.StateDrainFailed, true},
+		{fmt.Errorf("drain interrupted: %w", context.Canceled), "", false},
+	}
+	for _, tt := range tests {
+		got, ok := Outcome(tt.err)
+		if got != tt.want || ok != tt.wantOK {
+			t.Errorf("Outcome(%v) = %q, %v; want %q, %v", tt.err, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func TestMessagesStayShort(t *testing.T) {
+	var refs []PodRef
+	for i := range 8 {
+		refs = append(refs, PodRef{Namespace: "ns", Name: fmt.Sprintf("p%d", i)})
+	}
+	if got, want := describe(refs), "ns/p0, ns/p1, ns/p2, ns/p3, ns/p4, and 3 more"; got != want {
+		t.Errorf("describe = %q, want %q", got, want)
+	}
+}
+
+func TestReasonIncludesPDBCause(t *testing.T) {
+	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
+	err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: "DisruptionBudget", Message: "The disruption budget web needs 3 healthy pods and has 3 currently"}}
+	want := "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget web needs 3 healthy pods and has 3 currently"
+	if got := reason(err); got != want {
+		t.Errorf("reason = %q, want %q", got, want)
+	}
+	if got := reason(errors.New("boom")); got != "boom" {
+		t.Errorf("reason(plain error) = %q", got)
+	}
+}
