@@ -27,6 +27,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/lease"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/internal/agent/source"
 )
 
 // Options are what the agent needs from its command line.
@@ -147,25 +148,19 @@ func (a *Agent) runSources(ctx context.Context, cfg *v1alpha1.AgentConfig) {
 	wg.Wait()
 }
 
-// source is one producer of conditions and events.
-type source interface {
-	// ConditionTypes are the types the source owns.
-	ConditionTypes() []string
-	// Run publishes to out until ctx ends.
-	Run(ctx context.Context, out sink)
-	Name() string
-}
-
-// sink is where sources publish.
+// sink is where sources publish: the writer and the recorder.
 type sink struct {
 	writer   *condition.Writer
 	recorder *nodeevent.Recorder
 }
 
+func (s sink) SetConditions(wants ...condition.Want) { s.writer.Set(wants...) }
+func (s sink) Record(e nodeevent.Event)              { s.recorder.Record(e) }
+
 // newSources builds the enabled sources and checks that no condition type
 // is claimed by two of them.
-func newSources(cfg *v1alpha1.AgentConfig, opts Options) ([]source, error) {
-	var srcs []source
+func newSources(cfg *v1alpha1.AgentConfig, opts Options) ([]source.Source, error) {
+	var srcs []source.Source
 	if *cfg.HostEventLog.Path != "" {
 		s, err := newHostEventSource(cfg, opts)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/logfile"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/internal/agent/source"
 )
 
 const hostEventSourceName = "host-event-log"
@@ -69,7 +70,7 @@ func (s *hostEventSource) ConditionTypes() []string { return s.mapping.Condition
 // stable name makes a second recording after a restart a no-op). Conditions
 // are published only once the replay is over, so a restart never shows a
 // condition flipping through its history.
-func (s *hostEventSource) Run(ctx context.Context, out sink) {
+func (s *hostEventSource) Run(ctx context.Context, out source.Sink) {
 	tracker := hostevent.NewTracker(s.mapping)
 	replayed := false
 	publish := func() {
@@ -79,7 +80,7 @@ func (s *hostEventSource) Run(ctx context.Context, out sink) {
 				Type: corev1.NodeConditionType(c.Type), Status: c.Status, Reason: c.Reason, Message: c.Message,
 			})
 		}
-		out.writer.Set(wants...)
+		out.SetConditions(wants...)
 	}
 	onLine := func(line logfile.Line) {
 		s.metrics.LineRead(hostEventSourceName)
@@ -97,13 +98,13 @@ func (s *hostEventSource) Run(ctx context.Context, out sink) {
 			return
 		}
 		s.log.Info("host event", "type", ev.Type, "status", ev.Status, "notBefore", ev.ActionTime)
-		out.recorder.Record(s.nodeEvent(tracker, ev))
+		out.Record(s.nodeEvent(tracker, ev))
 		publish()
 	}
 	onReplayDone := func() {
 		replayed = true
 		for _, ev := range tracker.Latest() {
-			out.recorder.Record(s.nodeEvent(tracker, ev))
+			out.Record(s.nodeEvent(tracker, ev))
 		}
 		publish()
 	}
