@@ -301,7 +301,3 @@ type RemediationPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RemediationPolicy `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&RemediationPolicy{}, &RemediationPolicyList{})
-}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 
@@ -43,5 +42,3 @@ func zapFlags(cmd *cobra.Command) *zap.Options {
 	cmd.Flags().AddGoFlagSet(fs)
 	return opts
 }
-
-var errNotImplemented = errors.New("not implemented yet")

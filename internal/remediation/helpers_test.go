@@ -2,8 +2,6 @@ package remediation
 
 import (
 	"encoding/json"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -146,8 +144,6 @@ func dryRun(p *v1alpha1.RemediationPolicy) { p.Spec.DryRun = true }
 
 func noDrain(p *v1alpha1.RemediationPolicy) { p.Spec.Drain.Enabled = ptr(false) }
 
-func noUndo(p *v1alpha1.RemediationPolicy) { p.Spec.UncordonOnRecovery = ptr(false) }
-
 func circuitWasOpen(p *v1alpha1.RemediationPolicy) {
 	p.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionCircuitOpen, Status: metav1.ConditionTrue}}
 }
@@ -225,13 +221,4 @@ func apply(t testing.TB, n corev1.Node, p NodePatch) corev1.Node {
 		out.Annotations = nil
 	}
 	return out
-}
-
-func sortedKeys(m map[string]string) string {
-	var keys []string
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ",")
 }

@@ -70,7 +70,7 @@ func (p *process) waitHealthy(ctx context.Context, url string) error {
 	client := &http.Client{
 		Timeout: 2 * time.Second,
 		// The components serve /healthz on self-signed certificates.
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, //nolint:gosec // loopback health probe of a test component
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -84,7 +84,7 @@ func (p *process) waitHealthy(ctx context.Context, url string) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before it was healthy (%v); see %s", p.name, p.err, p.logPath)
+			return fmt.Errorf("%s exited before it was healthy (%w); see %s", p.name, p.err, p.logPath)
 		case <-ctx.Done():
 			return fmt.Errorf("%s not healthy at %s: %w; see %s", p.name, url, ctx.Err(), p.logPath)
 		case <-tick.C:

@@ -114,7 +114,7 @@ func parseJSONCondition(arg string, rule v1alpha1.ConditionRule, raw string) (v1
 	dec := json.NewDecoder(bytes.NewReader([]byte(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
-		return rule, nil, fmt.Errorf("condition %q: invalid JSON condition: %v", arg, err)
+		return rule, nil, fmt.Errorf("condition %q: invalid JSON condition: %w", arg, err)
 	}
 	var warnings []string
 	if fc.Status != "" {

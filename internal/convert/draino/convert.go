@@ -185,7 +185,7 @@ func (c *converter) nodeSelector() error {
 			}
 			r, err := requirement(k, op, values)
 			if err != nil {
-				return fmt.Errorf("--node-label=%s: %v", l, err)
+				return fmt.Errorf("--node-label=%s: %w", l, err)
 			}
 			reqs = append(reqs, *r)
 		}
@@ -531,7 +531,7 @@ func (c *converter) name(name string) error {
 // policy applies as is.
 func (c *converter) validate() error {
 	if _, err := metav1.LabelSelectorAsSelector(c.spec().NodeSelector); err != nil {
-		return fmt.Errorf("nodeSelector: %v", err)
+		return fmt.Errorf("nodeSelector: %w", err)
 	}
 	for _, r := range c.spec().Conditions {
 		if r.Status != corev1.ConditionTrue && r.Status != corev1.ConditionFalse && r.Status != corev1.ConditionUnknown {

@@ -1,6 +1,11 @@
 // Command localcluster runs the level-2 test control plane (etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler, kwok) with a few
 // simulated nodes until interrupted, and prints how to reach it.
+//
+// The kubeconfig is written to -kubeconfig-out once every node is Ready, so
+// a script can start it in the background and wait for that file. The
+// cluster's files (etcd data, certificates, logs) live under $TMPDIR and are
+// removed when it stops on SIGINT or SIGTERM; its components die with it.
 package main
 
 import (
@@ -44,7 +49,13 @@ func run(nodes int, kubeconfigOut string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(kubeconfigOut, kubeconfig, 0o600); err != nil {
+	// Written last and atomically: a script that waits for the file (hack/demo.sh)
+	// sees it only once every node is Ready, and never half-written.
+	tmp := kubeconfigOut + ".tmp"
+	if err := os.WriteFile(tmp, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, kubeconfigOut); err != nil {
 		return err
 	}
 	fmt.Printf("Local control plane is up with %d kwok nodes.\n\n  export KUBECONFIG=%s\n  bin/kubectl get nodes\n\nPress ^C to stop it.\n", nodes, kubeconfigOut)
