@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,7 +18,6 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent"
 	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
-	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
 	"github.com/nodewarden/nodewarden/internal/version"
 )
 
@@ -57,18 +55,6 @@ func runAgent(cmd *cobra.Command, f *agentFlags) error {
 	ctrl.SetLogger(log)
 	log.Info("starting", "version", version.String(), "node", f.nodeName)
 
-	// Flags given on the command line win over the file, on every reload too.
-	override := func(c *v1alpha1.AgentConfig) *v1alpha1.AgentConfig {
-		c = c.DeepCopy()
-		if cmd.Flags().Changed("host-event-log") {
-			c.HostEventLog.Path = ptr.To(f.hostEventLog)
-		}
-		if cmd.Flags().Changed("npd-config") {
-			c.NPDConfigs = f.npdConfigs
-		}
-		return c
-	}
-
 	var bootTime time.Time
 	if f.bootTime != "" {
 		t, err := time.Parse(time.RFC3339, f.bootTime)
@@ -77,7 +63,6 @@ func runAgent(cmd *cobra.Command, f *agentFlags) error {
 		}
 		bootTime = t
 	}
-
 	restCfg, err := f.restConfig()
 	if err != nil {
 		return err
@@ -86,47 +71,28 @@ func runAgent(cmd *cobra.Command, f *agentFlags) error {
 	if err != nil {
 		return err
 	}
-	agentMetrics := metrics.New(ctrlmetrics.Registry)
-
-	cfg := agentconfig.Default()
-	reloads := make(chan *v1alpha1.AgentConfig, 1)
-	var watcher *agentconfig.Watcher
-	// Set once the agent exists: a bad reload is reported on the Node.
-	var onInvalid func(error)
+	var cfgMetrics *agentconfig.Metrics
 	if f.configPath != "" {
-		cfgMetrics, err := agentconfig.NewMetrics(ctrlmetrics.Registry)
-		if err != nil {
+		if cfgMetrics, err = agentconfig.NewMetrics(ctrlmetrics.Registry); err != nil {
 			return err
 		}
-		watcher, err = agentconfig.NewWatcher(f.configPath, agentconfig.WatchOptions{
-			OnChange: func(c *v1alpha1.AgentConfig) { replaceLatest(reloads, override(c)) },
-			OnInvalid: func(err error) {
-				if onInvalid != nil {
-					onInvalid(err)
-				}
-			},
-			Metrics: cfgMetrics,
-			Log:     log.WithName("config"),
-		})
-		if err != nil {
-			return err
-		}
-		cfg = watcher.Current()
 	}
-
 	a, err := agent.New(agent.Options{
 		NodeName: f.nodeName, Namespace: f.namespace, Client: client,
-		Config: override(cfg), Reloads: reloads, BootTime: bootTime,
-		Metrics: agentMetrics, Log: log,
+		ConfigPath: f.configPath, ConfigMetrics: cfgMetrics,
+		// Flags given on the command line win over the file, on every reload too.
+		Override: func(c *v1alpha1.AgentConfig) {
+			if cmd.Flags().Changed("host-event-log") {
+				c.HostEventLog.Path = ptr.To(f.hostEventLog)
+			}
+			if cmd.Flags().Changed("npd-config") {
+				c.NPDConfigs = f.npdConfigs
+			}
+		},
+		BootTime: bootTime, Metrics: metrics.New(ctrlmetrics.Registry), Log: log,
 	})
 	if err != nil {
 		return err
-	}
-	onInvalid = func(err error) {
-		a.Record(nodeevent.Event{
-			Key: "config-invalid/" + err.Error(), Type: corev1.EventTypeWarning,
-			Reason: "InvalidAgentConfig", Message: "configuration not reloaded, the previous one stays in force: " + err.Error(),
-		})
 	}
 
 	mgr, err := manager.New(restCfg, manager.Options{
@@ -148,29 +114,8 @@ func runAgent(cmd *cobra.Command, f *agentFlags) error {
 	}); err != nil {
 		return err
 	}
-	if watcher != nil {
-		if err := mgr.Add(manager.RunnableFunc(watcher.Run)); err != nil {
-			return err
-		}
-	}
 	if err := mgr.Add(manager.RunnableFunc(a.Run)); err != nil {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
-}
-
-// replaceLatest puts c on a one-slot channel, replacing what is there: only
-// the newest configuration matters.
-func replaceLatest(ch chan *v1alpha1.AgentConfig, c *v1alpha1.AgentConfig) {
-	for {
-		select {
-		case ch <- c:
-			return
-		default:
-			select {
-			case <-ch:
-			default:
-			}
-		}
-	}
 }

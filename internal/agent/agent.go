@@ -20,9 +20,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/lease"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
@@ -35,10 +37,16 @@ type Options struct {
 	NodeName  string
 	Namespace string // for the Lease
 	Client    kubernetes.Interface
-	// Config has its defaults applied and is valid.
+	// ConfigPath is the AgentConfig file, watched and re-read when it
+	// changes; empty means Config, or the defaults if Config is nil too.
+	ConfigPath string
+	// Config is used when there is no ConfigPath: defaults applied and valid.
 	Config *v1alpha1.AgentConfig
-	// Reloads delivers new valid configurations; nil if the file is not watched.
-	Reloads <-chan *v1alpha1.AgentConfig
+	// Override applies command-line flags to every configuration read, so
+	// flags win over the file on reloads too. May be nil.
+	Override func(*v1alpha1.AgentConfig)
+	// ConfigMetrics record reload failures; may be nil.
+	ConfigMetrics *agentconfig.Metrics
 	// BootTime of the node; zero means read it from Config.ProcStatPath.
 	BootTime time.Time
 	Metrics  *metrics.Agent
@@ -48,33 +56,84 @@ type Options struct {
 // Agent runs the sources, the condition writer, the event recorder and the heartbeat.
 type Agent struct {
 	opts     Options
+	config   *v1alpha1.AgentConfig // the one in force at start
+	watcher  *agentconfig.Watcher  // nil without ConfigPath
+	reloads  chan *v1alpha1.AgentConfig
 	writer   *condition.Writer
 	recorder *nodeevent.Recorder
 }
 
-// New checks opts and builds the agent.
+// New checks opts, loads the configuration and builds the agent. An invalid
+// configuration file is an error here; on a reload it is reported instead.
 func New(opts Options) (*Agent, error) {
 	if opts.NodeName == "" {
 		return nil, errors.New("node name is required (--node-name or $NODE_NAME)")
 	}
-	if opts.Config == nil {
-		return nil, errors.New("config is required")
-	}
-	if _, err := newSources(opts.Config, opts); err != nil {
-		return nil, err
-	}
-	return &Agent{
+	a := &Agent{
 		opts:     opts,
+		reloads:  make(chan *v1alpha1.AgentConfig, 1),
 		writer:   condition.NewWriter(opts.Client, opts.NodeName, opts.Log, opts.Metrics),
 		recorder: nodeevent.NewRecorder(opts.Client, opts.NodeName, opts.Log, opts.Metrics),
-	}, nil
+	}
+	cfg := opts.Config
+	if opts.ConfigPath != "" {
+		w, err := agentconfig.NewWatcher(opts.ConfigPath, agentconfig.WatchOptions{
+			OnChange:  func(c *v1alpha1.AgentConfig) { replaceLatest(a.reloads, a.override(c)) },
+			OnInvalid: a.invalidConfig,
+			Metrics:   opts.ConfigMetrics,
+			Log:       opts.Log.WithName("config"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		a.watcher, cfg = w, w.Current()
+	}
+	if cfg == nil {
+		cfg = agentconfig.Default()
+	}
+	a.config = a.override(cfg)
+	if _, err := newSources(a.config, opts); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // Ready reports whether the Node has shown the agent's conditions at least once.
 func (a *Agent) Ready() bool { return a.writer.Synced() }
 
-// Record reports e on the Node, e.g. a configuration that did not load.
-func (a *Agent) Record(e nodeevent.Event) { a.recorder.Record(e) }
+func (a *Agent) override(c *v1alpha1.AgentConfig) *v1alpha1.AgentConfig {
+	if a.opts.Override == nil {
+		return c
+	}
+	c = c.DeepCopy()
+	a.opts.Override(c)
+	return c
+}
+
+// invalidConfig tells whoever looks at the Node that a changed configuration
+// file did not load and the previous one stays in force.
+func (a *Agent) invalidConfig(err error) {
+	a.recorder.Record(nodeevent.Event{
+		Key: "config-invalid/" + err.Error(), Type: corev1.EventTypeWarning, Reason: "InvalidAgentConfig",
+		Message: "configuration not reloaded, the previous one stays in force: " + err.Error(),
+	})
+}
+
+// replaceLatest puts c on a one-slot channel, replacing what is there: only
+// the newest configuration matters.
+func replaceLatest(ch chan *v1alpha1.AgentConfig, c *v1alpha1.AgentConfig) {
+	for {
+		select {
+		case ch <- c:
+			return
+		default:
+			select {
+			case <-ch:
+			default:
+			}
+		}
+	}
+}
 
 // Run runs until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
@@ -92,12 +151,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.recorder.Run(ctx) })
 	hb := &lease.Heartbeat{
 		Client: a.opts.Client, Namespace: a.opts.Namespace, Node: a.opts.NodeName,
-		Interval: a.opts.Config.LeaseRenewInterval.Duration, Duration: a.opts.Config.LeaseDuration.Duration,
+		Interval: a.config.LeaseRenewInterval.Duration, Duration: a.config.LeaseDuration.Duration,
 		Log: a.opts.Log.WithName("lease"), Metrics: a.opts.Metrics,
 	}
 	wg.Go(func() { hb.Run(ctx) })
+	if a.watcher != nil {
+		wg.Go(func() { _ = a.watcher.Run(ctx) })
+	}
 
-	cfg := a.opts.Config
+	cfg := a.config
 	for {
 		srcCtx, stopSources := context.WithCancel(ctx)
 		done := make(chan struct{})
@@ -124,7 +186,7 @@ func (a *Agent) waitForChange(ctx context.Context, errs <-chan error, cur *v1alp
 			return nil, nil
 		case err := <-errs:
 			return nil, err
-		case next := <-a.opts.Reloads:
+		case next := <-a.reloads:
 			// The file was valid on its own; it must also fit together
 			// (no condition type claimed twice) before we switch to it.
 			if _, err := newSources(next, a.opts); err != nil {

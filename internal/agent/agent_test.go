@@ -71,15 +71,19 @@ func kubeletReady() corev1.NodeCondition {
 // start runs the agent in-process against cfg (the API server, or a proxy in front of it).
 func (e *env) start(cfg *rest.Config) {
 	e.t.Helper()
-	client := kubernetes.NewForConfigOrDie(cfg)
 	conf := &v1alpha1.AgentConfig{}
 	conf.Default()
 	conf.HostEventLog.Path = ptr.To(e.logPath)
 	conf.HostEventLog.PollInterval = metav1.Duration{Duration: 100 * time.Millisecond}
-	a, err := agent.New(agent.Options{
-		NodeName: e.node, Namespace: "nodewarden-system", Client: client, Config: conf,
-		BootTime: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), Log: testr.New(e.t),
-	})
+	e.run(agent.Options{Client: kubernetes.NewForConfigOrDie(cfg), Config: conf})
+}
+
+// run runs the agent with opts, filling in the node, namespace and logger.
+func (e *env) run(opts agent.Options) {
+	e.t.Helper()
+	opts.NodeName, opts.Namespace, opts.Log = e.node, "nodewarden-system", testr.New(e.t)
+	opts.BootTime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, err := agent.New(opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -316,4 +320,42 @@ func TestAgentDoesNotWriteInSteadyState(t *testing.T) {
 			t.Errorf("node written in steady state: %s, resourceVersion %s", ev.Type, n.ResourceVersion)
 		}
 	}
+}
+
+func TestAgentConfigReload(t *testing.T) {
+	c := cluster.Start(t)
+	e := newEnv(t, c, "n5")
+	cfgPath := filepath.Join(t.TempDir(), "agent.yaml")
+	writeConfig := func(body string) {
+		t.Helper()
+		// Written whole and renamed, as a ConfigMap update is.
+		tmp := cfgPath + ".tmp"
+		if err := os.WriteFile(tmp, []byte("apiVersion: nodewarden.io/v1alpha1\nkind: AgentConfig\nhostEventLog:\n  path: "+e.logPath+"\n  pollInterval: 100ms\n"+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, cfgPath); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeConfig("")
+	e.appendLine(scheduled)
+	e.run(agent.Options{Client: c.Clientset, ConfigPath: cfgPath})
+	e.waitCondition("HostEventRebootAfter48", corev1.ConditionTrue, "SystemMaintenanceRebootScheduled", "")
+
+	// An invalid file: reported on the Node, and the agent goes on as before.
+	writeConfig("  maxLineBytes: 10\n")
+	cluster.Eventually(t, 20*time.Second, func() error {
+		evs := e.events()["InvalidAgentConfig"]
+		if len(evs) != 1 || evs[0].Type != corev1.EventTypeWarning {
+			return fmt.Errorf("%d InvalidAgentConfig events, want one Warning", len(evs))
+		}
+		return nil
+	})
+	e.appendLine(executed)
+	e.waitCondition("HostEventRebootAfter48", corev1.ConditionFalse, "SystemMaintenanceRebootExecuted", "")
+
+	// A valid change of the mapping takes effect without a restart.
+	writeConfig("  conditions:\n  - type: CustomMaintenance\n    eventTypes: [InstanceFailure.Reboot]\n")
+	e.appendLine(unmapped) // InstanceFailure.Reboot, Executed
+	e.waitCondition("CustomMaintenance", corev1.ConditionFalse, "InstanceFailureRebootExecuted", "")
 }
