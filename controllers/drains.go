@@ -8,12 +8,8 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -49,8 +45,11 @@ type Drains struct {
 func NewDrains(client kubernetes.Interface, recorder events.EventRecorder, m *Metrics, log logr.Logger) *Drains {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Drains{
-		client:   client,
-		drainer:  &drain.Drainer{Client: client, Log: log.WithName("drain")},
+		client: client,
+		drainer: &drain.Drainer{Client: client, Log: log.WithName("drain"),
+			// Counted as they happen: a drain behind a PDB can retry for its whole timeout.
+			OnRetry: func(*corev1.Pod, error) { m.EvictionRetry.Inc() },
+		},
 		recorder: recorder,
 		metrics:  m,
 		clock:    clock.RealClock{},
@@ -118,57 +117,35 @@ func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationP
 	start := d.clock.Now()
 	log := d.log.WithValues("node", node, "policy", rp.Name, "deadline", deadline)
 	log.Info("drain started")
-	res, err := d.drainer.Drain(ctx, node, drain.OptionsFrom(rp.Spec.Drain), deadline)
-	d.metrics.EvictionRetry.Add(float64(res.Retries))
+	res, drainErr := d.drainer.Drain(ctx, node, drain.OptionsFrom(rp.Spec.Drain), deadline)
 	if ctx.Err() != nil {
 		log.Info("drain cancelled")
 		return
 	}
-	state, reason, kind, msg := v1alpha1.StateDrained, remediation.ReasonDrainSucceeded, corev1.EventTypeNormal,
-		fmt.Sprintf("drained for policy %s: %d pods evicted", rp.Name, res.Evicted)
+	// Finish writes Drained or DrainFailed only if the node is still
+	// Draining: the condition may have cleared or a human may have
+	// uncordoned it meanwhile, and then the outcome is no longer ours.
+	n, err := d.drainer.Finish(ctx, node, drainErr)
 	if err != nil {
-		state, reason, kind, msg = v1alpha1.StateDrainFailed, remediation.ReasonDrainFailed, corev1.EventTypeWarning,
-			fmt.Sprintf("drain for policy %s failed, the node stays cordoned: %v", rp.Name, err)
-	}
-	n, err := d.record(ctx, node, rp.Name, state)
-	if err != nil {
-		log.Error(err, "recording the drain's outcome failed; the next leader will drain again")
+		log.Error(err, "recording the drain's outcome failed; the next pass drains again")
 		return
+	}
+	if n == nil {
+		return
+	}
+	state, _ := drain.Outcome(drainErr)
+	reason, kind, msg := remediation.ReasonDrainSucceeded, corev1.EventTypeNormal,
+		fmt.Sprintf("drained for policy %s: %d pods evicted", rp.Name, res.Evicted)
+	if drainErr != nil {
+		reason, kind, msg = remediation.ReasonDrainFailed, corev1.EventTypeWarning,
+			fmt.Sprintf("drain for policy %s failed, the node stays cordoned: %v", rp.Name, drainErr)
 	}
 	d.metrics.DrainDuration.WithLabelValues(string(state)).Observe(d.clock.Since(start).Seconds())
 	d.metrics.Actions.WithLabelValues(string(state), "success").Inc()
 	log.Info("drain finished", "state", state, "evicted", res.Evicted, "retries", res.Retries)
-	if n != nil {
-		d.recorder.Eventf(n, rp, kind, reason, reason, "%s", msg)
-		select {
-		case d.done <- event.GenericEvent{Object: n}:
-		case <-ctx.Done():
-		}
+	d.recorder.Eventf(n, rp, kind, reason, reason, "%s", msg)
+	select {
+	case d.done <- event.GenericEvent{Object: n}:
+	case <-ctx.Done():
 	}
-}
-
-// record writes state on node if the node is still Draining for policy:
-// while the drain ran, the condition may have cleared or a human may have
-// uncordoned the node, and then the outcome is no longer ours to record.
-func (d *Drains) record(ctx context.Context, node, policy string, state v1alpha1.NodeState) (*corev1.Node, error) {
-	var result *corev1.Node
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		n, err := d.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if n.Annotations[v1alpha1.AnnotationState] != string(v1alpha1.StateDraining) || n.Annotations[v1alpha1.AnnotationPolicy] != policy {
-			return nil
-		}
-		body, err := remediation.StatePatch(n, state, d.clock.Now()).MergePatch()
-		if err != nil {
-			return err
-		}
-		result, err = d.client.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, body, metav1.PatchOptions{})
-		return err
-	})
-	return result, err
 }

@@ -166,7 +166,7 @@ func (d *Drainer) Drain(ctx context.Context, nodeName string, opts Options, dead
 	drainCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	log := d.Log.WithValues("node", nodeName)
-	p := &progress{refusals: map[types.UID]refusal{}}
+	p := &progress{refusals: map[types.UID]refusal{}, evictedUIDs: map[types.UID]bool{}}
 
 	var left plan
 	for drainCtx.Err() == nil {
@@ -313,7 +313,10 @@ type progress struct {
 	res Result
 	// refusals is each refused pod's last refusal and when to try again.
 	refusals map[types.UID]refusal
-	listErr  error
+	// evictedUIDs are the pods whose eviction was accepted, which the last
+	// look at the node may predate.
+	evictedUIDs map[types.UID]bool
+	listErr     error
 }
 
 type refusal struct {
@@ -325,6 +328,7 @@ func (p *progress) evicted(pod *corev1.Pod) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.res.Evicted++
+	p.evictedUIDs[pod.UID] = true
 	delete(p.refusals, pod.UID)
 }
 
@@ -384,6 +388,8 @@ func (p *progress) describeLeft(left plan) string {
 		why := "not evicted yet"
 		if r, ok := p.refusals[pod.UID]; ok {
 			why = "eviction refused: " + reason(r.err)
+		} else if p.evictedUIDs[pod.UID] {
+			why = "evicted, waiting for it to go"
 		}
 		refs = append(refs, ref(pod, why))
 	}

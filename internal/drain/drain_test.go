@@ -128,8 +128,8 @@ func testWithinBudget(t *testing.T, s *scenario) {
 	}
 	t.Logf("evicted %d, %d evictions refused by the PDB and retried", res.Evicted, res.Retries)
 
-	if state, err := d.Finish(s.ctx, node, nil); err != nil || state != v1alpha1.StateDrained {
-		t.Errorf("Finish = %q, %v; want Drained", state, err)
+	if n, err := d.Finish(s.ctx, node, nil); err != nil || n == nil || n.Annotations[v1alpha1.AnnotationState] != string(v1alpha1.StateDrained) {
+		t.Errorf("Finish = %v, %v; want the node Drained", n, err)
 	}
 	s.wantState(node, v1alpha1.StateDrained)
 
@@ -201,14 +201,14 @@ func testFrozenBudget(t *testing.T, s *scenario) {
 		if !errors.Is(got.err, context.Canceled) || errors.Is(got.err, drain.ErrTimeout) {
 			t.Errorf("Drain after cancel = %v; want context.Canceled", got.err)
 		}
-		if state, err := d.Finish(s.ctx, "frozen-a", got.err); err != nil || state != "" {
-			t.Errorf("Finish after a cancelled drain = %q, %v; want nothing written", state, err)
+		if n, err := d.Finish(s.ctx, "frozen-a", got.err); err != nil || n != nil {
+			t.Errorf("Finish after a cancelled drain = %v, %v; want nothing written", n, err)
 		}
 		s.wantState("frozen-a", v1alpha1.StateDraining)
 	})
 
-	if state, err := d.Finish(s.ctx, "frozen-a", err); err != nil || state != v1alpha1.StateDrainFailed {
-		t.Errorf("Finish(timeout) = %q, %v; want DrainFailed", state, err)
+	if n, err := d.Finish(s.ctx, "frozen-a", err); err != nil || n == nil || n.Annotations[v1alpha1.AnnotationState] != string(v1alpha1.StateDrainFailed) {
+		t.Errorf("Finish(timeout) = %v, %v; want the node DrainFailed", n, err)
 	}
 	s.wantState("frozen-a", v1alpha1.StateDrainFailed)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -30,17 +31,17 @@ func Outcome(drainErr error) (state v1alpha1.NodeState, ok bool) {
 }
 
 // Finish records the Outcome of a drain on the node with
-// remediation.StatePatch, and returns the state it wrote. It writes nothing
-// (and returns "") for an interrupted drain, or when the node is no longer
+// remediation.StatePatch, and returns the Node as written. It writes nothing
+// (and returns nil) for an interrupted drain, or when the node is no longer
 // Draining: a release or a human's uncordon meanwhile wins over the drain's
 // result. The patch carries the Node's resourceVersion, so a concurrent
 // change makes it read the Node again instead of overwriting that change.
-func (d *Drainer) Finish(ctx context.Context, nodeName string, drainErr error) (v1alpha1.NodeState, error) {
+func (d *Drainer) Finish(ctx context.Context, nodeName string, drainErr error) (*corev1.Node, error) {
 	state, ok := Outcome(drainErr)
 	if !ok {
-		return "", nil
+		return nil, nil
 	}
-	var wrote v1alpha1.NodeState
+	var wrote *corev1.Node
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		node, err := d.Client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
@@ -56,11 +57,8 @@ func (d *Drainer) Finish(ctx context.Context, nodeName string, drainErr error) (
 		if err != nil {
 			return err
 		}
-		if _, err := d.Client.CoreV1().Nodes().Patch(ctx, nodeName, types.MergePatchType, body, metav1.PatchOptions{}); err != nil {
-			return err
-		}
-		wrote = state
-		return nil
+		wrote, err = d.Client.CoreV1().Nodes().Patch(ctx, nodeName, types.MergePatchType, body, metav1.PatchOptions{})
+		return err
 	})
 	return wrote, err
 }
