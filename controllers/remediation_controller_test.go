@@ -40,6 +40,11 @@ const trigger = "HostEventRebootAfter48"
 // clean-up of node state).
 func startController(t *testing.T, c *cluster.Cluster) (stop func()) {
 	t.Helper()
+	return startControllerWith(t, c, false)
+}
+
+func startControllerWith(t *testing.T, c *cluster.Cluster, dryRun bool) (stop func()) {
+	t.Helper()
 	log := testr.New(t)
 	mgr, err := ctrl.NewManager(c.Config, ctrl.Options{
 		Scheme:                 cluster.Scheme(),
@@ -59,6 +64,7 @@ func startController(t *testing.T, c *cluster.Cluster) (stop func()) {
 		Drains:   controllers.NewDrains(kubernetes.NewForConfigOrDie(c.Config), recorder, metrics, log),
 		Recorder: recorder,
 		Metrics:  metrics,
+		DryRun:   dryRun,
 		Clock:    clock.RealClock{},
 		Log:      log,
 	}
@@ -436,4 +442,40 @@ func TestMain(m *testing.M) {
 	// client-go's reflectors log through the global logger.
 	ctrl.SetLogger(zap.New(zap.WriteTo(io.Discard)))
 	os.Exit(m.Run())
+}
+
+func TestDryRunReportsButWritesNoNode(t *testing.T) {
+	c := cluster.Start(t) // no kubelets needed: nothing is drained
+	for _, n := range []string{"d1", "d2"} {
+		if err := c.Client.Create(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"pool": "web"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startControllerWith(t, c, true)
+	createPolicy(t, c, "maintenance", nil)
+	setTrigger(t, c, "d1", corev1.ConditionTrue, time.Now().Add(47*time.Hour))
+
+	// The decision is reported (Event, policy status) ...
+	cluster.Eventually(t, 30*time.Second, func() error {
+		evs, err := c.Clientset.EventsV1().Events(metav1.NamespaceAll).List(t.Context(), metav1.ListOptions{FieldSelector: "reason=Cordoned"})
+		if err != nil {
+			return err
+		}
+		if len(evs.Items) == 0 || evs.Items[0].Regarding.Name != "d1" {
+			return fmt.Errorf("no Cordoned event about d1 yet")
+		}
+		var rp v1alpha1.RemediationPolicy
+		if err := c.Client.Get(t.Context(), types.NamespacedName{Name: "maintenance"}, &rp); err != nil {
+			return err
+		}
+		if rp.Status.TriggeredNodes != 1 {
+			return fmt.Errorf("policy status: %d triggered, want 1", rp.Status.TriggeredNodes)
+		}
+		return nil
+	})
+	// ... and the Node is untouched.
+	n := node(t, c, "d1")
+	if n.Spec.Unschedulable || state(n) != "" {
+		t.Errorf("dry run changed node d1: unschedulable %v, annotations %v", n.Spec.Unschedulable, n.Annotations)
+	}
 }
