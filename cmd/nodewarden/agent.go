@@ -89,7 +89,7 @@ func runAgent(cmd *cobra.Command, f *agentFlags) error {
 				c.NPDConfigs = f.npdConfigs
 			}
 		},
-		BootTime: bootTime, Metrics: metrics.New(ctrlmetrics.Registry), Log: log,
+		BootTime: bootTime, Metrics: metrics.New(ctrlmetrics.Registry), Registerer: ctrlmetrics.Registry, Log: log,
 	})
 	if err != nil {
 		return err

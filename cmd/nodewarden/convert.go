@@ -1,12 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nodewarden/nodewarden/internal/convert/draino"
+	npdconvert "github.com/nodewarden/nodewarden/internal/convert/npd"
 )
 
 func newConvertCommand() *cobra.Command {
@@ -14,12 +14,30 @@ func newConvertCommand() *cobra.Command {
 		Use:   "convert",
 		Short: "Print the nodewarden configuration equivalent to an NPD config or a Draino command line",
 	}
-	cmd.AddCommand(&cobra.Command{
+	var builtinHostEvents bool
+	npdCmd := &cobra.Command{
 		Use:   "npd FILE...",
 		Short: "Convert node-problem-detector monitor JSON files to an AgentConfig",
 		Args:  cobra.MinimumNArgs(1),
-		RunE:  func(*cobra.Command, []string) error { return errors.New("convert npd: not implemented yet") },
-	}, &cobra.Command{
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, warnings, err := npdconvert.Convert(args, npdconvert.Options{BuiltinHostEvents: builtinHostEvents})
+			if err != nil {
+				return err
+			}
+			out, err := npdconvert.Render(cfg, args)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	npdCmd.Flags().BoolVar(&builtinHostEvents, "builtin-host-events", false,
+		"replace a host_event.json filelog monitor by the agent's built-in host event source (different semantics; see docs/migrate-npd.md)")
+	cmd.AddCommand(npdCmd, &cobra.Command{
 		Use:   "draino -- ARGS...",
 		Short: "Convert a Draino command line to a RemediationPolicy",
 		Long: `Prints the RemediationPolicy equivalent to a Draino command line on stdout.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/lease"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/internal/agent/npd"
 	"github.com/nodewarden/nodewarden/internal/agent/source"
 )
 
@@ -50,7 +52,10 @@ type Options struct {
 	// BootTime of the node; zero means read it from Config.ProcStatPath.
 	BootTime time.Time
 	Metrics  *metrics.Agent
-	Log      logr.Logger
+	// Registerer receives the NPD-compatible metrics (problem_counter,
+	// problem_gauge); nil means none.
+	Registerer prometheus.Registerer
+	Log        logr.Logger
 }
 
 // Agent runs the sources, the condition writer, the event recorder and the heartbeat.
@@ -230,9 +235,17 @@ func newSources(cfg *v1alpha1.AgentConfig, opts Options) ([]source.Source, error
 		}
 		srcs = append(srcs, s)
 	}
-	if len(cfg.NPDConfigs) > 0 {
-		return nil, errors.New("npdConfigs: node-problem-detector configs are not supported yet")
+	npdSrcs, err := npd.NewSources(cfg.NPDConfigs, npd.Options{
+		BootTime:     opts.BootTime,
+		ProcStatPath: cfg.ProcStatPath,
+		Registerer:   opts.Registerer,
+		AgentMetrics: opts.Metrics,
+		Log:          opts.Log,
+	})
+	if err != nil {
+		return nil, err
 	}
+	srcs = append(srcs, npdSrcs...)
 	owner := map[string]string{}
 	for _, s := range srcs {
 		for _, t := range s.ConditionTypes() {

@@ -26,7 +26,7 @@ func (c *Config) translate(line string, loc *time.Location, now time.Time) (logE
 	}
 	ts, err := time.ParseInLocation(c.TimestampFormat, m[len(m)-1], loc)
 	if err != nil {
-		return logEntry{}, fmt.Errorf("%w: %v", errBadTimestamp, err)
+		return logEntry{}, fmt.Errorf("%w: %w", errBadTimestamp, err)
 	}
 	if ts.Year() == 0 {
 		ts = ts.AddDate(now.Year(), 0, 0)

@@ -136,8 +136,9 @@ func syntaxError(data []byte, err error) error {
 	if !errors.As(err, &se) {
 		return fmt.Errorf("invalid JSON: %w", err)
 	}
-	off := min(int(se.Offset), len(data))
+	// Offset is just past the offending byte.
+	off := max(min(int(se.Offset)-1, len(data)), 0)
 	line := 1 + bytes.Count(data[:off], []byte("\n"))
 	col := off - bytes.LastIndexByte(data[:off], '\n')
-	return fmt.Errorf("invalid JSON at line %d, column %d: %v", line, col, se)
+	return fmt.Errorf("invalid JSON at line %d, column %d: %w", line, col, se)
 }

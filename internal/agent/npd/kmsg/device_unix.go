@@ -35,7 +35,7 @@ func (d *charDevice) read(buf []byte, wait bool) (int, error) {
 	err := d.rc.Read(func(fd uintptr) bool {
 		n, rerr = syscall.Read(int(fd), buf)
 		// false: wait in the poller until the device is readable.
-		return !(wait && errors.Is(rerr, syscall.EAGAIN))
+		return !wait || !errors.Is(rerr, syscall.EAGAIN)
 	})
 	if err != nil {
 		return 0, err

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package npd
+
+import "os/exec"
+
+func killProcessGroup(*exec.Cmd) {}
