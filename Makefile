@@ -27,6 +27,7 @@ manifests: ## Generate the CRD and deepcopy code from api/.
 	hack/k8s-bins.sh controller-gen
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd:allowDangerousTypes=false paths=./api/... output:crd:dir=config/crd/bases
+	$(MAKE) chart-sync
 
 .PHONY: vet
 vet: ## go vet every package.
@@ -40,6 +41,18 @@ test: k8s-bins vet ## Vet, unit and integration tests against a real control pla
 test-unit: ## Only the tests that need no control plane.
 	go test -short ./...
 
+.PHONY: test-e2e
+test-e2e: k8s-bins ## End-to-end tests: the real agent and controller binaries as processes on local clusters.
+	go test -count=1 -timeout 15m ./test/e2e/...
+
+.PHONY: demo
+demo: k8s-bins build ## The whole story on a local cluster with 5 nodes; leaves it running (make demo-down stops it).
+	hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop every process of `make demo` and remove its files.
+	hack/demo.sh down
+
 .PHONY: lint
 lint: ## golangci-lint (installed pinned into bin/).
 	hack/k8s-bins.sh golangci-lint
@@ -52,3 +65,23 @@ run-local: k8s-bins build ## Start a local control plane with kwok nodes and pri
 .PHONY: clean
 clean: ## Remove bin/ links (the build cache in ~/.cache/nodewarden stays).
 	rm -rf $(BIN)
+
+CHART := charts/nodewarden
+
+.PHONY: chart-sync
+chart-sync: ## Copy the CRD, admission policy, alerts and dashboard from config/ into the Helm chart (test/install checks they agree).
+	rm -f $(CHART)/crds/*.yaml
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	cp config/rbac/agent_admission_policy.yaml $(CHART)/files/agent-admission-policy.yaml
+	cp config/prometheus/prometheusrule.yaml $(CHART)/files/prometheusrule.yaml
+	cp config/grafana/nodewarden-dashboard.json $(CHART)/files/nodewarden-dashboard.json
+
+.PHONY: helm-lint
+helm-lint: ## helm lint --strict the chart (test/install runs it too).
+	hack/k8s-bins.sh helm
+	$(BIN)/helm lint --strict $(CHART)
+
+.PHONY: render
+render: ## Print both installs: kustomize build config/default, helm template charts/nodewarden.
+	$(BIN)/kustomize build config/default
+	$(BIN)/helm template nodewarden $(CHART) --namespace nodewarden-system --include-crds --kube-version v1.37.2

@@ -1,0 +1,569 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
+	"github.com/nodewarden/nodewarden/test/cluster"
+)
+
+const (
+	// namespace is where config/default installs, and where the tests point Helm.
+	namespace = "nodewarden-system"
+	// release is the Helm release name whose object names equal config/default's.
+	release = "nodewarden"
+	// kubeVersion is passed to `helm template`: the chart needs 1.30+, and a
+	// helm built with `go install` assumes v1.20 when it has no cluster.
+	kubeVersion = "v1.37.2"
+)
+
+// tool returns the path of a bin/ tool; it skips under -short.
+func tool(t testing.TB, name string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs bin/" + name + "; skipped with -short")
+	}
+	p := filepath.Join(cluster.BinDir(), name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s not found in %s: run `make k8s-bins` first", name, cluster.BinDir())
+	}
+	return p
+}
+
+// run runs a bin/ tool from the repository root and returns its stdout.
+func run(t testing.TB, stdin []byte, name string, args ...string) []byte {
+	t.Helper()
+	out, err := runErr(t, stdin, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func runErr(t testing.TB, stdin []byte, name string, args ...string) ([]byte, error) {
+	t.Helper()
+	stdout, _, err := runCmd(t, stdin, name, args...)
+	return stdout, err
+}
+
+// runCmd runs a bin/ tool; a failure's error carries both outputs.
+func runCmd(t testing.TB, stdin []byte, name string, args ...string) (stdout, stderr []byte, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tool(t, name), args...)
+	cmd.Dir = cluster.RepoRoot()
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return out.Bytes(), errOut.Bytes(), fmt.Errorf("%s %s: %w\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.Bytes(), errOut.Bytes(), nil
+}
+
+func kustomizeBuild(t testing.TB, dir string) []byte {
+	t.Helper()
+	return run(t, nil, "kustomize", "build", dir)
+}
+
+func helmTemplate(t testing.TB, args ...string) []byte {
+	t.Helper()
+	return run(t, nil, "helm", append([]string{"template", release, "charts/nodewarden",
+		"--namespace", namespace, "--include-crds", "--kube-version", kubeVersion}, args...)...)
+}
+
+// overlay writes a kustomization in a temporary directory that combines
+// directories of config/ (kustomize only accepts relative paths to them).
+func overlay(t testing.TB, resources, components []string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rel := func(paths []string) []string {
+		var out []string
+		for _, p := range paths {
+			r, err := filepath.Rel(dir, filepath.Join(cluster.RepoRoot(), p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	k, err := yaml.Marshal(map[string]any{
+		"apiVersion": "kustomize.config.k8s.io/v1beta1",
+		"kind":       "Kustomization",
+		"resources":  rel(resources),
+		"components": rel(components),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// decode splits a multi-document YAML stream into objects.
+func decode(t testing.TB, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var m map[string]any
+		err := d.Decode(&m)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatalf("decode rendered YAML: %v", err)
+		}
+		if len(m) == 0 {
+			continue
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+}
+
+type objKey struct{ Kind, Namespace, Name string }
+
+func (k objKey) String() string {
+	if k.Namespace == "" {
+		return k.Kind + "/" + k.Name
+	}
+	return k.Kind + "/" + k.Namespace + "/" + k.Name
+}
+
+func keyOf(o *unstructured.Unstructured) objKey {
+	return objKey{o.GetKind(), o.GetNamespace(), o.GetName()}
+}
+
+func index(t testing.TB, objs []*unstructured.Unstructured) map[objKey]*unstructured.Unstructured {
+	t.Helper()
+	m := map[objKey]*unstructured.Unstructured{}
+	for _, o := range objs {
+		k := keyOf(o)
+		if _, dup := m[k]; dup {
+			t.Errorf("%s rendered twice", k)
+		}
+		m[k] = o
+	}
+	return m
+}
+
+func keys[V any](m map[objKey]V) []objKey {
+	var ks []objKey
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i].String() < ks[j].String() })
+	return ks
+}
+
+// helmOnlyLabels are the labels only Helm adds: they say who manages an
+// object, not what it is.
+var helmOnlyLabels = []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/version"}
+
+// normalize removes what legitimately differs between the two installs, so
+// that what is left must be equal:
+//   - Helm's bookkeeping labels;
+//   - the layout of the agent's configuration file (compared parsed);
+//   - the order of volumes and mounts (a patch and a template add them at
+//     different places; the order means nothing).
+func normalize(t testing.TB, o *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	o = o.DeepCopy()
+	labels := o.GetLabels()
+	for _, l := range helmOnlyLabels {
+		delete(labels, l)
+	}
+	o.SetLabels(labels)
+	if o.GetKind() == "ConfigMap" {
+		data, _, _ := unstructured.NestedStringMap(o.Object, "data")
+		for k, v := range data {
+			if strings.HasSuffix(k, ".yaml") {
+				var parsed any
+				if err := yaml.Unmarshal([]byte(v), &parsed); err != nil {
+					t.Fatalf("%s: %s: %v", keyOf(o), k, err)
+				}
+				canonical, _ := json.Marshal(parsed)
+				data[k] = string(canonical)
+			}
+		}
+		if data != nil {
+			_ = unstructured.SetNestedStringMap(o.Object, data, "data")
+		}
+	}
+	if spec, ok, _ := unstructured.NestedMap(o.Object, "spec", "template", "spec"); ok {
+		sortByName(spec, "volumes")
+		containers, _, _ := unstructured.NestedSlice(spec, "containers")
+		for _, c := range containers {
+			sortByName(c.(map[string]any), "volumeMounts")
+		}
+		spec["containers"] = containers
+		_ = unstructured.SetNestedMap(o.Object, spec, "spec", "template", "spec")
+	}
+	return o.Object
+}
+
+func sortByName(m map[string]any, field string) {
+	list, ok := m[field].([]any)
+	if !ok {
+		return
+	}
+	sort.SliceStable(list, func(i, j int) bool {
+		return fmt.Sprint(list[i].(map[string]any)["name"]) < fmt.Sprint(list[j].(map[string]any)["name"])
+	})
+}
+
+// TestInstallsAgree: kustomize and Helm install the same objects — same
+// (kind, name, namespace), and the same content but for Helm's bookkeeping
+// labels — with the defaults, and with every optional part switched on.
+func TestInstallsAgree(t *testing.T) {
+	cases := []struct {
+		name       string
+		kustomize  func(t *testing.T) []byte
+		helmValues []string
+	}{{
+		name:      "defaults",
+		kustomize: func(t *testing.T) []byte { return kustomizeBuild(t, "config/default") },
+	}, {
+		name: "kmsg, ServiceMonitors, alerts and dashboard",
+		kustomize: func(t *testing.T) []byte {
+			return kustomizeBuild(t, overlay(t,
+				[]string{"config/default", "config/prometheus", "config/grafana"},
+				[]string{"config/agent/kmsg"}))
+		},
+		helmValues: []string{"--set", "agent.kmsg.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
+			"--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.grafanaDashboard.enabled=true"},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kust := index(t, decode(t, tc.kustomize(t)))
+			helm := index(t, decode(t, helmTemplate(t, tc.helmValues...)))
+
+			// The one difference: kustomize creates the namespace (with its
+			// Pod Security labels); Helm installs into one made by
+			// `--create-namespace` or by the user (docs/install.md).
+			nsKey := objKey{Kind: "Namespace", Name: namespace}
+			if ns, ok := kust[nsKey]; !ok {
+				t.Errorf("kustomize does not create namespace %s", namespace)
+			} else if ns.GetLabels()["pod-security.kubernetes.io/enforce"] != "privileged" {
+				t.Errorf("namespace %s: pod-security.kubernetes.io/enforce = %q, want privileged (the agent mounts a hostPath)",
+					namespace, ns.GetLabels()["pod-security.kubernetes.io/enforce"])
+			}
+			delete(kust, nsKey)
+
+			if diff := cmp.Diff(keys(kust), keys(helm)); diff != "" {
+				t.Fatalf("objects differ (-kustomize +helm):\n%s", diff)
+			}
+			for _, k := range keys(kust) {
+				if diff := cmp.Diff(normalize(t, kust[k]), normalize(t, helm[k])); diff != "" {
+					t.Errorf("%s differs (-kustomize +helm):\n%s", k, diff)
+				}
+			}
+			if t.Failed() {
+				return
+			}
+			// Equal objects mean equal RBAC; say it in RBAC's terms as well.
+			if diff := cmp.Diff(permissions(t, kust), permissions(t, helm)); diff != "" {
+				t.Errorf("RBAC differs (-kustomize +helm):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestAgentConfigLoads: the agent configuration both installs ship is one
+// the agent accepts, and both mean the same.
+func TestAgentConfigLoads(t *testing.T) {
+	for name, data := range map[string][]byte{
+		"kustomize": kustomizeBuild(t, "config/default"),
+		"helm":      helmTemplate(t),
+	} {
+		o := index(t, decode(t, data))[objKey{"ConfigMap", namespace, "nodewarden-agent-config"}]
+		if o == nil {
+			t.Fatalf("%s: no ConfigMap nodewarden-agent-config", name)
+		}
+		file, _, _ := unstructured.NestedString(o.Object, "data", "agent.yaml")
+		path := filepath.Join(t.TempDir(), "agent.yaml")
+		if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := agentconfig.Load(path)
+		if err != nil {
+			t.Fatalf("%s: the agent rejects its shipped configuration: %v", name, err)
+		}
+		def := agentconfig.Default()
+		if diff := cmp.Diff(def.HostEventLog, cfg.HostEventLog); diff != "" {
+			t.Errorf("%s: the shipped host event log settings are not the agent's defaults (-default +shipped):\n%s", name, diff)
+		}
+	}
+}
+
+// TestKustomizeNamespace: installing into another namespace the documented
+// way (change nodewarden-system in config/default's kustomization.yaml and
+// namespace.yaml) moves the admission policy's ServiceAccount along. A
+// policy that kept naming the old one would silently stop confining the
+// agent.
+func TestKustomizeNamespace(t *testing.T) {
+	tool(t, "kustomize")
+	const other = "ops-nodewarden"
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.CopyFS(config, os.DirFS(filepath.Join(cluster.RepoRoot(), "config"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"default/kustomization.yaml", "default/namespace.yaml"} {
+		p := filepath.Join(config, f)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, bytes.ReplaceAll(b, []byte(namespace), []byte(other)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs := index(t, decode(t, kustomizeBuild(t, filepath.Join(config, "default"))))
+	policies := 0
+	for _, k := range keys(objs) {
+		if k.Kind != "ValidatingAdmissionPolicy" {
+			continue
+		}
+		policies++
+		conds, _, _ := unstructured.NestedSlice(objs[k].Object, "spec", "matchConditions")
+		want := "request.userInfo.username == 'system:serviceaccount:" + other + ":nodewarden-agent'"
+		if len(conds) != 1 || conds[0].(map[string]any)["expression"] != want {
+			t.Errorf("%s: matchConditions = %v, want the single expression %q", k, conds, want)
+		}
+	}
+	if policies != 3 {
+		t.Errorf("%d admission policies, want 3", policies)
+	}
+	for _, k := range keys(objs) {
+		if k.Namespace != "" && k.Namespace != other && k.Namespace != "default" {
+			t.Errorf("%s: namespace %s, want %s (or default for Events' Roles)", k, k.Namespace, other)
+		}
+	}
+	for _, p := range permissions(t, objs) {
+		if !strings.HasPrefix(p, "ServiceAccount "+other+"/") {
+			t.Errorf("permission for a ServiceAccount outside %s: %s", other, p)
+		}
+	}
+}
+
+// TestChartInSync: the files the chart carries from config/ are exact copies
+// (`make chart-sync` makes them): one source of truth.
+func TestChartInSync(t *testing.T) {
+	root := cluster.RepoRoot()
+	pairs := map[string]string{
+		"config/rbac/agent_admission_policy.yaml":  "charts/nodewarden/files/agent-admission-policy.yaml",
+		"config/prometheus/prometheusrule.yaml":    "charts/nodewarden/files/prometheusrule.yaml",
+		"config/grafana/nodewarden-dashboard.json": "charts/nodewarden/files/nodewarden-dashboard.json",
+	}
+	crds, err := filepath.Glob(filepath.Join(root, "config/crd/bases/*.yaml"))
+	if err != nil || len(crds) == 0 {
+		t.Fatalf("no CRDs in config/crd/bases (%v)", err)
+	}
+	for _, c := range crds {
+		pairs["config/crd/bases/"+filepath.Base(c)] = "charts/nodewarden/crds/" + filepath.Base(c)
+	}
+	chartCRDs, _ := filepath.Glob(filepath.Join(root, "charts/nodewarden/crds/*"))
+	for _, c := range chartCRDs {
+		if _, ok := pairs["config/crd/bases/"+filepath.Base(c)]; !ok {
+			t.Errorf("charts/nodewarden/crds/%s has no source in config/crd/bases: run `make chart-sync`", filepath.Base(c))
+		}
+	}
+	for src, dst := range pairs {
+		a, errA := os.ReadFile(filepath.Join(root, src))
+		b, errB := os.ReadFile(filepath.Join(root, dst))
+		if errA != nil || errB != nil {
+			t.Errorf("%s vs %s: %v %v", src, dst, errA, errB)
+			continue
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs from %s: run `make chart-sync`", dst, src)
+		}
+	}
+}
+
+// TestHelmLint: `helm lint --strict` is clean with the defaults and with
+// every optional part on.
+func TestHelmLint(t *testing.T) {
+	for _, args := range [][]string{
+		nil,
+		{"--set", "agent.kmsg.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
+			"--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.grafanaDashboard.enabled=true",
+			"--set", "controller.dryRun=true", "--set", "admissionPolicy.enabled=false"},
+	} {
+		out := run(t, nil, "helm", append([]string{"lint", "--strict", "charts/nodewarden", "--kube-version", kubeVersion}, args...)...)
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "[WARNING]") || strings.Contains(line, "[ERROR]") {
+				t.Errorf("helm lint %v: %s", args, line)
+			}
+		}
+	}
+}
+
+// TestValuesSchema: values.schema.json rejects what a user could plausibly
+// get wrong, with a message that names it.
+func TestValuesSchema(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"agent.kmsg.enabled=yes", "agent.kmsg.enabled"},
+		{"controller.replicas=0", "controller.replicas"},
+		{"agent.logLevel=verbose", "agent.logLevel"},
+		{"agnet.logLevel=debug", "agnet"},
+		{"image.pullPolicy=Sometimes", "image.pullPolicy"},
+	} {
+		_, err := runErr(t, nil, "helm", "template", release, "charts/nodewarden", "--kube-version", kubeVersion, "--set", tc.set)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("helm template --set %s: got %v, want a schema error naming %s", tc.set, err, tc.want)
+		}
+	}
+}
+
+// A permission is one verb on one resource in one scope ("" = cluster-wide).
+type permission struct {
+	Subject, Scope, Group, Resource, Verb, ResourceName string
+}
+
+func (p permission) String() string {
+	s := p.Scope
+	if s == "" {
+		s = "*cluster*"
+	}
+	r := p.Resource
+	if p.Group != "" {
+		r += "." + p.Group
+	}
+	if p.ResourceName != "" {
+		r += "/" + p.ResourceName
+	}
+	return fmt.Sprintf("%s: %s %s in %s", p.Subject, p.Verb, r, s)
+}
+
+// permissions flattens the rendered RBAC into what each ServiceAccount may
+// do. Names of objects do not matter here, only the grants.
+func permissions(t testing.TB, objs map[objKey]*unstructured.Unstructured) []string {
+	t.Helper()
+	rules := func(kind, ns, name string) []any {
+		o := objs[objKey{kind, ns, name}]
+		if o == nil {
+			t.Errorf("binding refers to missing %s %s/%s", kind, ns, name)
+			return nil
+		}
+		r, _, _ := unstructured.NestedSlice(o.Object, "rules")
+		return r
+	}
+	set := map[string]bool{}
+	for _, k := range keys(objs) {
+		if k.Kind != "RoleBinding" && k.Kind != "ClusterRoleBinding" {
+			continue
+		}
+		b := objs[k]
+		refKind, _, _ := unstructured.NestedString(b.Object, "roleRef", "kind")
+		refName, _, _ := unstructured.NestedString(b.Object, "roleRef", "name")
+		roleNS := ""
+		if refKind == "Role" {
+			roleNS = k.Namespace
+		}
+		subjects, _, _ := unstructured.NestedSlice(b.Object, "subjects")
+		for _, s := range subjects {
+			s := s.(map[string]any)
+			subject := fmt.Sprintf("%s %s/%s", s["kind"], s["namespace"], s["name"])
+			for _, r := range rules(refKind, roleNS, refName) {
+				r := r.(map[string]any)
+				names := stringsOf(r["resourceNames"])
+				if len(names) == 0 {
+					names = []string{""}
+				}
+				for _, g := range stringsOf(r["apiGroups"]) {
+					for _, res := range stringsOf(r["resources"]) {
+						for _, v := range stringsOf(r["verbs"]) {
+							for _, n := range names {
+								set[permission{subject, k.Namespace, g, res, v, n}.String()] = true
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	var out []string
+	for p := range set {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func stringsOf(v any) []string {
+	l, _ := v.([]any)
+	var out []string
+	for _, x := range l {
+		out = append(out, fmt.Sprint(x))
+	}
+	return out
+}
+
+// TestLeastPrivilege pins every permission nodewarden's ServiceAccounts get.
+// Adding one is a decision: change this list and docs/security.md together.
+func TestLeastPrivilege(t *testing.T) {
+	const (
+		agent      = "ServiceAccount nodewarden-system/nodewarden-agent"
+		controller = "ServiceAccount nodewarden-system/nodewarden-controller"
+	)
+	want := []string{
+		agent + ": create events in default",
+		agent + ": create leases.coordination.k8s.io in nodewarden-system",
+		agent + ": get leases.coordination.k8s.io in nodewarden-system",
+		agent + ": get nodes in *cluster*",
+		agent + ": list nodes in *cluster*",
+		agent + ": patch nodes/status in *cluster*",
+		agent + ": update leases.coordination.k8s.io in nodewarden-system",
+		agent + ": watch nodes in *cluster*",
+		controller + ": create events in nodewarden-system",
+		controller + ": create events.events.k8s.io in default",
+		controller + ": create leases.coordination.k8s.io in nodewarden-system",
+		controller + ": create pods/eviction in *cluster*",
+		controller + ": get leases.coordination.k8s.io in nodewarden-system",
+		controller + ": get nodes in *cluster*",
+		controller + ": get pods in *cluster*",
+		controller + ": get remediationpolicies.nodewarden.io in *cluster*",
+		controller + ": get remediationpolicies/status.nodewarden.io in *cluster*",
+		controller + ": list nodes in *cluster*",
+		controller + ": list pods in *cluster*",
+		controller + ": list remediationpolicies.nodewarden.io in *cluster*",
+		controller + ": patch events in nodewarden-system",
+		controller + ": patch events.events.k8s.io in default",
+		controller + ": patch nodes in *cluster*",
+		controller + ": patch remediationpolicies/status.nodewarden.io in *cluster*",
+		controller + ": update leases.coordination.k8s.io in nodewarden-system",
+		controller + ": update remediationpolicies/status.nodewarden.io in *cluster*",
+		controller + ": watch nodes in *cluster*",
+		controller + ": watch remediationpolicies.nodewarden.io in *cluster*",
+	}
+	got := permissions(t, index(t, decode(t, kustomizeBuild(t, "config/default"))))
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("permissions of nodewarden's ServiceAccounts changed (-want +got):\n%s", diff)
+	}
+}

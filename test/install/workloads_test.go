@@ -1,0 +1,152 @@
+package install
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func typed[T any](t *testing.T, objs map[objKey]*unstructured.Unstructured, k objKey) *T {
+	t.Helper()
+	o := objs[k]
+	if o == nil {
+		t.Fatalf("%s is not installed", k)
+	}
+	out := new(T)
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructuredWithValidation(o.Object, out, true); err != nil {
+		t.Fatalf("%s: %v", k, err)
+	}
+	return out
+}
+
+// TestAgentPod pins what SPEC §4 and docs/security.md promise about the
+// agent's pod. (TestInstallsAgree makes the Helm chart's pod the same.)
+func TestAgentPod(t *testing.T) {
+	objs := index(t, decode(t, kustomizeBuild(t, "config/default")))
+	ds := typed[appsv1.DaemonSet](t, objs, objKey{"DaemonSet", namespace, "nodewarden-agent"})
+	pod := ds.Spec.Template.Spec
+	if len(pod.Containers) != 1 || len(pod.InitContainers) != 0 {
+		t.Fatalf("agent pod: %d containers, %d init containers; want exactly one container", len(pod.Containers), len(pod.InitContainers))
+	}
+	ctr := pod.Containers[0]
+
+	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
+		t.Error("agent pod shares a host namespace")
+	}
+	if pod.PriorityClassName != "system-node-critical" {
+		t.Errorf("priorityClassName %q, want system-node-critical", pod.PriorityClassName)
+	}
+	if !slices.ContainsFunc(pod.Tolerations, func(tol corev1.Toleration) bool {
+		return tol.Key == "" && tol.Operator == corev1.TolerationOpExists && tol.Effect == ""
+	}) {
+		t.Errorf("tolerations %v do not tolerate every taint", pod.Tolerations)
+	}
+
+	sc, psc := ctr.SecurityContext, pod.SecurityContext
+	switch {
+	case sc == nil || psc == nil:
+		t.Fatal("no security context")
+	case sc.Privileged == nil || *sc.Privileged:
+		t.Error("agent container is privileged")
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Error("agent container allows privilege escalation")
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Error("agent's root file system is writable")
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0:
+		t.Errorf("agent capabilities %+v, want drop [ALL] and nothing added", sc.Capabilities)
+	case psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0:
+		t.Error("agent may run as root")
+	case psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Error("agent has no RuntimeDefault seccomp profile")
+	}
+
+	// Host access: read-only, and only the host event log's directory.
+	mounts := map[string]corev1.VolumeMount{}
+	for _, m := range ctr.VolumeMounts {
+		mounts[m.Name] = m
+	}
+	var hostPaths []string
+	for _, v := range pod.Volumes {
+		if v.HostPath == nil {
+			continue
+		}
+		hostPaths = append(hostPaths, v.HostPath.Path)
+		if m, ok := mounts[v.Name]; !ok || !m.ReadOnly {
+			t.Errorf("hostPath %s is not mounted read-only", v.HostPath.Path)
+		}
+	}
+	if !slices.Equal(hostPaths, []string{"/var/log"}) {
+		t.Errorf("hostPath volumes %v, want only /var/log (the host event log's directory)", hostPaths)
+	}
+	if m := mounts["config"]; m.SubPath != "" || !m.ReadOnly {
+		t.Errorf("config mount %+v: want the whole ConfigMap, read-only (a subPath mount never sees updates)", m)
+	}
+
+	env := map[string]string{}
+	for _, e := range ctr.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	if env["NODE_NAME"] != "spec.nodeName" || env["POD_NAMESPACE"] != "metadata.namespace" {
+		t.Errorf("downward API env %v, want NODE_NAME=spec.nodeName and POD_NAMESPACE=metadata.namespace", env)
+	}
+	if !slices.Contains(ctr.Args, "--config=/etc/nodewarden/agent.yaml") || ctr.Args[0] != "agent" {
+		t.Errorf("agent args %v", ctr.Args)
+	}
+	if !strings.HasPrefix(ctr.Image, "ghcr.io/nodewarden/nodewarden:") {
+		t.Errorf("image %s", ctr.Image)
+	}
+	wantRes := corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+	}
+	for name, want := range wantRes.Requests {
+		if got := ctr.Resources.Requests[name]; got.Cmp(want) != 0 {
+			t.Errorf("request %s = %s, want %s", name, got.String(), want.String())
+		}
+	}
+	for name, want := range wantRes.Limits {
+		if got := ctr.Resources.Limits[name]; got.Cmp(want) != 0 {
+			t.Errorf("limit %s = %s, want %s", name, got.String(), want.String())
+		}
+	}
+	if ctr.LivenessProbe == nil || ctr.ReadinessProbe == nil {
+		t.Error("agent has no liveness or readiness probe")
+	}
+}
+
+// TestControllerPod: two leader-elected replicas, spread, with a PDB, and as
+// locked down as the agent (it needs no host access at all).
+func TestControllerPod(t *testing.T) {
+	objs := index(t, decode(t, kustomizeBuild(t, "config/default")))
+	dep := typed[appsv1.Deployment](t, objs, objKey{"Deployment", namespace, "nodewarden-controller"})
+	if dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 {
+		t.Errorf("replicas %v, want 2", dep.Spec.Replicas)
+	}
+	pod := dep.Spec.Template.Spec
+	ctr := pod.Containers[0]
+	if ctr.Args[0] != "controller" || !slices.Contains(ctr.Args, "--leader-elect") {
+		t.Errorf("controller args %v, want controller --leader-elect", ctr.Args)
+	}
+	if pod.Affinity == nil || pod.Affinity.PodAntiAffinity == nil {
+		t.Error("controller replicas are not spread (no pod anti-affinity)")
+	}
+	if len(pod.Volumes) != 0 || pod.HostNetwork {
+		t.Errorf("controller has volumes %v or host network", pod.Volumes)
+	}
+	sc := ctr.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Errorf("controller security context %+v / %+v", sc, pod.SecurityContext)
+	}
+	if objs[objKey{"PodDisruptionBudget", namespace, "nodewarden-controller"}] == nil {
+		t.Error("no PodDisruptionBudget for the controller")
+	}
+}
