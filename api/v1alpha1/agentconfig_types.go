@@ -2,9 +2,11 @@ package v1alpha1
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -61,6 +63,12 @@ type AgentConfig struct {
 	// log of Alibaba Cloud's ecs-tool-event plugin.
 	// +optional
 	HostEventLog HostEventLogConfig `json:"hostEventLog"`
+
+	// Metadata configures the source that reads scheduled maintenance, spot
+	// interruptions and similar notices from the cloud's instance-metadata
+	// endpoint (Alibaba Cloud, AWS, Azure, GCP). It is off by default.
+	// +optional
+	Metadata MetadataConfig `json:"metadata"`
 
 	// LeaseRenewInterval is how often the agent renews its Lease. Zero or
 	// unset means 60s.
@@ -172,6 +180,7 @@ func (c *AgentConfig) Default() {
 	if len(h.Conditions) == 0 {
 		h.Conditions = DefaultHostEventConditions()
 	}
+	c.Metadata.Default()
 	if c.LeaseRenewInterval.Duration == 0 {
 		c.LeaseRenewInterval.Duration = DefaultLeaseRenewInterval
 	}
@@ -209,6 +218,7 @@ var kubeletConditionTypes = []corev1.NodeConditionType{
 func (c *AgentConfig) Validate() field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, c.HostEventLog.validate(field.NewPath("hostEventLog"))...)
+	errs = append(errs, c.Metadata.validate(field.NewPath("metadata"), &c.HostEventLog)...)
 
 	renewPath := field.NewPath("leaseRenewInterval")
 	renew := c.LeaseRenewInterval.Duration
@@ -319,4 +329,336 @@ func validateAbsPath(path *field.Path, p string) field.ErrorList {
 		return field.ErrorList{field.Invalid(path, p, "must be an absolute path")}
 	}
 	return nil
+}
+
+// MetadataProvider names a cloud whose instance-metadata endpoint the agent
+// reads, or says how to choose one.
+type MetadataProvider string
+
+// The values of MetadataConfig.Provider.
+const (
+	// MetadataProviderNone turns the metadata source off.
+	MetadataProviderNone MetadataProvider = "none"
+	// MetadataProviderAuto detects the cloud from the machine's DMI
+	// identification (sys_vendor, product_name) and reads that cloud's
+	// endpoint; on a machine of no known cloud it reads nothing.
+	MetadataProviderAuto    MetadataProvider = "auto"
+	MetadataProviderAlibaba MetadataProvider = "alibaba"
+	MetadataProviderAWS     MetadataProvider = "aws"
+	MetadataProviderAzure   MetadataProvider = "azure"
+	MetadataProviderGCP     MetadataProvider = "gcp"
+)
+
+// MetadataProviders lists every valid MetadataConfig.Provider.
+var MetadataProviders = []MetadataProvider{
+	MetadataProviderAuto, MetadataProviderNone,
+	MetadataProviderAlibaba, MetadataProviderAWS, MetadataProviderAzure, MetadataProviderGCP,
+}
+
+// Defaults of MetadataConfig.
+const (
+	DefaultMetadataProvider = MetadataProviderNone
+	DefaultDMIPath          = "/sys/class/dmi/id"
+	// DefaultMetadataTimeout bounds one request. Metadata endpoints are
+	// link-local and answer in milliseconds; a slow one is broken.
+	DefaultMetadataTimeout = 2 * time.Second
+
+	DefaultAlibabaMetadataEndpoint = "http://100.100.100.200"
+	DefaultAWSMetadataEndpoint     = "http://169.254.169.254"
+	DefaultAzureMetadataEndpoint   = "http://169.254.169.254"
+	// GCP also answers as http://metadata.google.internal; the address
+	// needs no DNS, which a hostNetwork pod may resolve differently.
+	DefaultGCPMetadataEndpoint = "http://169.254.169.254"
+
+	DefaultAlibabaPollInterval = 30 * time.Second
+	// Spot notices come minutes (Alibaba: 5, AWS: 2) before the instance goes.
+	DefaultAlibabaSpotPollInterval = 5 * time.Second
+	DefaultAWSPollInterval         = 60 * time.Second
+	DefaultAWSSpotPollInterval     = 5 * time.Second
+	// One Azure document carries maintenance and Spot preemptions, and a
+	// Preempt comes only 30 s ahead; 5 s is far below Azure's rate limit.
+	DefaultAzurePollInterval = 5 * time.Second
+	// GCP's maintenance-event and preempted are long polls that return as
+	// soon as the value changes; the interval is how long one waits, and
+	// how often upcoming-maintenance is read.
+	DefaultGCPPollInterval = 60 * time.Second
+)
+
+// Limits enforced on MetadataConfig.
+const (
+	// MinMetadataPollInterval keeps a misconfigured fleet from hammering
+	// the endpoint, which rate-limits (Azure: 5 requests per second).
+	MinMetadataPollInterval = time.Second
+	MinMetadataTimeout      = 100 * time.Millisecond
+	MaxMetadataTimeout      = time.Minute
+)
+
+// MetadataConfig configures the source that reads the cloud's
+// instance-metadata endpoint. It maps what each cloud announces to the same
+// host events as the host event log: an event type per notice (e.g.
+// AWS.SystemReboot, Azure.Freeze), a status and a not-before time.
+type MetadataConfig struct {
+	// Provider is auto, none, alibaba, aws, azure or gcp. Unset means none.
+	// A provider other than none and the host event log must not map to the
+	// same condition types: turn the log off (hostEventLog.path: "") or
+	// give one of them condition types of its own.
+	// +optional
+	Provider MetadataProvider `json:"provider,omitempty"`
+
+	// DMIPath is the directory of the DMI identification files (sys_vendor,
+	// product_name, chassis_asset_tag) that provider auto reads. Unset means
+	// /sys/class/dmi/id.
+	// +optional
+	DMIPath string `json:"dmiPath,omitempty"`
+
+	// Conditions maps each Node condition type the source maintains to the
+	// event types that drive it, for every cloud at once. A non-empty list
+	// replaces the default table as a whole; empty or unset means
+	// DefaultMetadataConditions.
+	// +optional
+	Conditions []HostEventCondition `json:"conditions,omitempty"`
+
+	// Alibaba configures Alibaba Cloud ECS.
+	// +optional
+	Alibaba AlibabaMetadataConfig `json:"alibaba"`
+	// AWS configures Amazon EC2 (IMDSv2).
+	// +optional
+	AWS AWSMetadataConfig `json:"aws"`
+	// Azure configures Azure Scheduled Events.
+	// +optional
+	Azure AzureMetadataConfig `json:"azure"`
+	// GCP configures Google Compute Engine.
+	// +optional
+	GCP GCPMetadataConfig `json:"gcp"`
+}
+
+// MetadataEndpointConfig is what every provider has.
+type MetadataEndpointConfig struct {
+	// Endpoint is the base URL of the metadata service, scheme and host
+	// only. Unset means the cloud's link-local address; set it for tests or
+	// a local metadata proxy.
+	// +optional
+	Endpoint string `json:"endpoint,omitempty"`
+	// PollInterval is how often the provider's maintenance endpoints are
+	// read. Zero or unset means the provider's default.
+	// +optional
+	PollInterval metav1.Duration `json:"pollInterval,omitzero"`
+	// Timeout bounds one request (a long poll waits PollInterval longer).
+	// Zero or unset means 2s.
+	// +optional
+	Timeout metav1.Duration `json:"timeout,omitzero"`
+}
+
+// AlibabaMetadataConfig configures Alibaba Cloud ECS.
+type AlibabaMetadataConfig struct {
+	MetadataEndpointConfig `json:",inline"`
+	// SpotPollInterval is how often the spot termination time is read.
+	// Zero or unset means 5s.
+	// +optional
+	SpotPollInterval metav1.Duration `json:"spotPollInterval,omitzero"`
+}
+
+// AWSMetadataConfig configures Amazon EC2.
+type AWSMetadataConfig struct {
+	MetadataEndpointConfig `json:",inline"`
+	// SpotPollInterval is how often spot/instance-action (and, if on, the
+	// rebalance recommendation) is read. Zero or unset means 5s.
+	// +optional
+	SpotPollInterval metav1.Duration `json:"spotPollInterval,omitzero"`
+	// Rebalance reads events/recommendations/rebalance as the event type
+	// AWS.RebalanceRecommendation (by default its own condition,
+	// HostEventRebalanceRecommendation). Off by default: a recommendation
+	// is early and often not followed by an interruption.
+	// +optional
+	Rebalance bool `json:"rebalance,omitempty"`
+}
+
+// AzureMetadataConfig configures Azure Scheduled Events.
+type AzureMetadataConfig struct {
+	MetadataEndpointConfig `json:",inline"`
+	// Acknowledge approves (StartRequests) a scheduled event of this VM once
+	// the controller has drained the node (annotation nodewarden.io/state
+	// is Drained), so the maintenance starts then instead of at NotBefore.
+	// Off by default.
+	// +optional
+	Acknowledge bool `json:"acknowledge,omitempty"`
+}
+
+// GCPMetadataConfig configures Google Compute Engine.
+type GCPMetadataConfig struct {
+	MetadataEndpointConfig `json:",inline"`
+}
+
+// DefaultMetadataConditions is the default mapping of the metadata source,
+// one table for every cloud: each cloud's notices drive the conditions the
+// host event log drives, so one RemediationPolicy works everywhere. Alibaba
+// Cloud's system events keep the host event log's names. It returns a new
+// slice on every call so that callers may modify it.
+func DefaultMetadataConditions() []HostEventCondition {
+	return []HostEventCondition{
+		{Type: "HostEventRebootAfter48", EventTypes: []string{
+			"AWS.SystemReboot",
+			"AWS.InstanceReboot",
+			"AWS.SystemMaintenance",
+			"Azure.Reboot",
+			"SystemMaintenance.Reboot",
+			"SystemMaintenance.RebootAndIsolateErrorDisk",
+			"SystemMaintenance.RebootAndReInitErrorDisk",
+		}},
+		{Type: "HostEventRedeploy", EventTypes: []string{
+			"Azure.Redeploy",
+			"GCP.TerminateOnHostMaintenance",
+			"GCP.UpcomingTerminateOnHostMaintenance",
+			"SystemMaintenance.Redeploy",
+			"SystemFailure.Redeploy",
+		}},
+		{Type: "HostEventStop", EventTypes: []string{
+			"AWS.InstanceRetirement",
+			"AWS.InstanceStop",
+			"AWS.SpotStop",
+			"AWS.SpotHibernate",
+			"SystemMaintenance.Stop",
+			"SystemFailure.Stop",
+			"InstanceExpiration.Stop",
+			"AccountUnbalanced.Stop",
+		}},
+		{Type: "HostEventDelete", EventTypes: []string{
+			"AWS.SpotTerminate",
+			"Azure.Preempt",
+			"Azure.Terminate",
+			"GCP.Preempted",
+			"Alibaba.SpotTermination",
+			"InstanceExpiration.Delete",
+			"AccountUnbalanced.Delete",
+			"SystemFailure.Delete",
+		}},
+		{Type: "HostEventFreeze", EventTypes: []string{
+			"Azure.Freeze",
+			"GCP.MigrateOnHostMaintenance",
+			"GCP.UpcomingMigrateOnHostMaintenance",
+		}},
+		{Type: "HostEventRebalanceRecommendation", EventTypes: []string{
+			"AWS.RebalanceRecommendation",
+		}},
+	}
+}
+
+// Default fills in every unset field of the metadata section, in place.
+func (m *MetadataConfig) Default() {
+	if m.Provider == "" {
+		m.Provider = DefaultMetadataProvider
+	}
+	if m.DMIPath == "" {
+		m.DMIPath = DefaultDMIPath
+	}
+	if len(m.Conditions) == 0 {
+		m.Conditions = DefaultMetadataConditions()
+	}
+	m.Alibaba.defaults(DefaultAlibabaMetadataEndpoint, DefaultAlibabaPollInterval)
+	if m.Alibaba.SpotPollInterval.Duration == 0 {
+		m.Alibaba.SpotPollInterval.Duration = DefaultAlibabaSpotPollInterval
+	}
+	m.AWS.defaults(DefaultAWSMetadataEndpoint, DefaultAWSPollInterval)
+	if m.AWS.SpotPollInterval.Duration == 0 {
+		m.AWS.SpotPollInterval.Duration = DefaultAWSSpotPollInterval
+	}
+	m.Azure.defaults(DefaultAzureMetadataEndpoint, DefaultAzurePollInterval)
+	m.GCP.defaults(DefaultGCPMetadataEndpoint, DefaultGCPPollInterval)
+}
+
+func (e *MetadataEndpointConfig) defaults(endpoint string, poll time.Duration) {
+	if e.Endpoint == "" {
+		e.Endpoint = endpoint
+	}
+	if e.PollInterval.Duration == 0 {
+		e.PollInterval.Duration = poll
+	}
+	if e.Timeout.Duration == 0 {
+		e.Timeout.Duration = DefaultMetadataTimeout
+	}
+}
+
+// Enabled reports whether the metadata source is on (provider other than none).
+func (m *MetadataConfig) Enabled() bool {
+	return m.Provider != "" && m.Provider != MetadataProviderNone
+}
+
+func (m *MetadataConfig) validate(path *field.Path, log *HostEventLogConfig) field.ErrorList {
+	var errs field.ErrorList
+	providerPath := path.Child("provider")
+	known := slices.Contains(MetadataProviders, m.Provider)
+	if !known {
+		supported := make([]string, len(MetadataProviders))
+		for i, p := range MetadataProviders {
+			supported[i] = string(p)
+		}
+		errs = append(errs, field.NotSupported(providerPath, m.Provider, supported))
+	}
+	errs = append(errs, validateAbsPath(path.Child("dmiPath"), m.DMIPath)...)
+	errs = append(errs, validateConditions(path.Child("conditions"), m.Conditions)...)
+
+	errs = append(errs, m.Alibaba.validate(path.Child("alibaba"))...)
+	errs = append(errs, validatePollInterval(path.Child("alibaba", "spotPollInterval"), m.Alibaba.SpotPollInterval.Duration)...)
+	errs = append(errs, m.AWS.validate(path.Child("aws"))...)
+	errs = append(errs, validatePollInterval(path.Child("aws", "spotPollInterval"), m.AWS.SpotPollInterval.Duration)...)
+	errs = append(errs, m.Azure.validate(path.Child("azure"))...)
+	errs = append(errs, m.GCP.validate(path.Child("gcp"))...)
+
+	// A condition type has one source (SPEC §2): two sources publishing the
+	// same condition would overwrite each other on every change.
+	if known && m.Enabled() && log.Path != nil && *log.Path != "" {
+		if shared := sharedConditionTypes(m.Conditions, log.Conditions); len(shared) > 0 {
+			errs = append(errs, field.Invalid(providerPath, m.Provider, fmt.Sprintf(
+				"the metadata source and hostEventLog would both maintain %s; a condition type has one source: "+
+					`set hostEventLog.path: "" to take them from the metadata endpoint only, `+
+					"or give metadata.conditions (or hostEventLog.conditions) condition types of their own",
+				strings.Join(shared, ", "))))
+		}
+	}
+	return errs
+}
+
+func (e *MetadataEndpointConfig) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if msg := checkEndpoint(e.Endpoint); msg != "" {
+		errs = append(errs, field.Invalid(path.Child("endpoint"), e.Endpoint, msg))
+	}
+	errs = append(errs, validatePollInterval(path.Child("pollInterval"), e.PollInterval.Duration)...)
+	if d := e.Timeout.Duration; d < MinMetadataTimeout || d > MaxMetadataTimeout {
+		errs = append(errs, field.Invalid(path.Child("timeout"), d.String(),
+			fmt.Sprintf("must be between %v and %v", MinMetadataTimeout, MaxMetadataTimeout)))
+	}
+	return errs
+}
+
+func validatePollInterval(path *field.Path, d time.Duration) field.ErrorList {
+	if d < MinMetadataPollInterval {
+		return field.ErrorList{field.Invalid(path, d.String(), fmt.Sprintf("must be at least %v", MinMetadataPollInterval))}
+	}
+	return nil
+}
+
+// checkEndpoint says what is wrong with a metadata base URL, or "".
+func checkEndpoint(s string) string {
+	const want = "must be an http:// or https:// URL with a host and nothing after it, e.g. http://169.254.169.254"
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return want
+	}
+	return ""
+}
+
+// sharedConditionTypes returns the condition types both tables name, sorted.
+func sharedConditionTypes(a, b []HostEventCondition) []string {
+	var shared []string
+	for _, x := range a {
+		for _, y := range b {
+			if x.Type == y.Type && !slices.Contains(shared, x.Type) {
+				shared = append(shared, x.Type)
+			}
+		}
+	}
+	slices.Sort(shared)
+	return shared
 }

@@ -26,8 +26,10 @@ import (
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
+	"github.com/nodewarden/nodewarden/internal/agent/boottime"
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/lease"
+	"github.com/nodewarden/nodewarden/internal/agent/metadata"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
 	"github.com/nodewarden/nodewarden/internal/agent/npd"
@@ -49,7 +51,7 @@ type Options struct {
 	Override func(*v1alpha1.AgentConfig)
 	// ConfigMetrics record reload failures; may be nil.
 	ConfigMetrics *agentconfig.Metrics
-	// BootTime of the node; zero means read it from Config.ProcStatPath.
+	// BootTime of the node; zero means read it once from the config's procStatPath.
 	BootTime time.Time
 	Metrics  *metrics.Agent
 	// Registerer receives the NPD-compatible metrics (problem_counter,
@@ -97,7 +99,16 @@ func New(opts Options) (*Agent, error) {
 		cfg = agentconfig.Default()
 	}
 	a.config = a.override(cfg)
-	if _, err := newSources(a.config, opts); err != nil {
+	if a.opts.BootTime.IsZero() {
+		boot, err := boottime.Read(a.config.ProcStatPath)
+		if err != nil {
+			// Degraded, not broken: an event whose reboot already happened
+			// stays True until its terminal line arrives.
+			opts.Log.Error(err, "boot time unknown; conditions clear only on a terminal log line")
+		}
+		a.opts.BootTime = boot
+	}
+	if _, err := newSources(a.config, a.opts); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -235,9 +246,22 @@ func newSources(cfg *v1alpha1.AgentConfig, opts Options) ([]source.Source, error
 		}
 		srcs = append(srcs, s)
 	}
+	// Cloud instance metadata (docs/cloud-metadata.md); nil when metadata.provider is none.
+	md, err := metadata.New(cfg, metadata.Options{
+		BootTime:     opts.BootTime,
+		NodeState:    metadata.NodeStateFromAPI(opts.Client, opts.NodeName),
+		Registerer:   opts.Registerer,
+		AgentMetrics: opts.Metrics,
+		Log:          opts.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if md != nil {
+		srcs = append(srcs, md)
+	}
 	npdSrcs, err := npd.NewSources(cfg.NPDConfigs, npd.Options{
 		BootTime:     opts.BootTime,
-		ProcStatPath: cfg.ProcStatPath,
 		Registerer:   opts.Registerer,
 		AgentMetrics: opts.Metrics,
 		Log:          opts.Log,

@@ -36,14 +36,6 @@ func newHostEventSource(cfg *v1alpha1.AgentConfig, opts Options) (*hostEventSour
 	if err != nil {
 		return nil, fmt.Errorf("hostEventLog.conditions: %w", err)
 	}
-	boot := opts.BootTime
-	if boot.IsZero() {
-		if boot, err = readBootTime(cfg.ProcStatPath); err != nil {
-			// Without a boot time, an event whose reboot already happened
-			// stays True until its terminal line arrives: degraded, not broken.
-			opts.Log.Error(err, "boot time unknown; conditions clear only on a terminal log line")
-		}
-	}
 	h := &cfg.HostEventLog
 	return &hostEventSource{
 		path: *h.Path,
@@ -54,7 +46,7 @@ func newHostEventSource(cfg *v1alpha1.AgentConfig, opts Options) (*hostEventSour
 			IncludeRotated: *h.IncludeRotated,
 		},
 		mapping:  mapping,
-		bootTime: boot,
+		bootTime: opts.BootTime,
 		metrics:  opts.Metrics,
 		log:      opts.Log.WithName(hostEventSourceName),
 	}, nil

@@ -47,9 +47,44 @@ func specDefaults() *v1alpha1.AgentConfig {
 				{Type: "HostEventDelete", EventTypes: []string{"InstanceExpiration.Delete", "AccountUnbalanced.Delete", "SystemFailure.Delete"}},
 			},
 		},
+		Metadata:           specMetadataDefaults(),
 		LeaseRenewInterval: duration(60 * time.Second),
 		LeaseDuration:      duration(240 * time.Second),
 		ProcStatPath:       "/proc/stat",
+	}
+}
+
+// The metadata section's defaults, written out by hand from
+// docs/cloud-metadata.md: off, and each cloud's link-local endpoint.
+func specMetadataDefaults() v1alpha1.MetadataConfig {
+	endpoint := func(url string, poll time.Duration) v1alpha1.MetadataEndpointConfig {
+		return v1alpha1.MetadataEndpointConfig{Endpoint: url, PollInterval: duration(poll), Timeout: duration(2 * time.Second)}
+	}
+	return v1alpha1.MetadataConfig{
+		Provider: "none",
+		DMIPath:  "/sys/class/dmi/id",
+		Conditions: []v1alpha1.HostEventCondition{
+			{Type: "HostEventRebootAfter48", EventTypes: []string{"AWS.SystemReboot", "AWS.InstanceReboot", "AWS.SystemMaintenance", "Azure.Reboot",
+				"SystemMaintenance.Reboot", "SystemMaintenance.RebootAndIsolateErrorDisk", "SystemMaintenance.RebootAndReInitErrorDisk"}},
+			{Type: "HostEventRedeploy", EventTypes: []string{"Azure.Redeploy", "GCP.TerminateOnHostMaintenance", "GCP.UpcomingTerminateOnHostMaintenance",
+				"SystemMaintenance.Redeploy", "SystemFailure.Redeploy"}},
+			{Type: "HostEventStop", EventTypes: []string{"AWS.InstanceRetirement", "AWS.InstanceStop", "AWS.SpotStop", "AWS.SpotHibernate",
+				"SystemMaintenance.Stop", "SystemFailure.Stop", "InstanceExpiration.Stop", "AccountUnbalanced.Stop"}},
+			{Type: "HostEventDelete", EventTypes: []string{"AWS.SpotTerminate", "Azure.Preempt", "Azure.Terminate", "GCP.Preempted", "Alibaba.SpotTermination",
+				"InstanceExpiration.Delete", "AccountUnbalanced.Delete", "SystemFailure.Delete"}},
+			{Type: "HostEventFreeze", EventTypes: []string{"Azure.Freeze", "GCP.MigrateOnHostMaintenance", "GCP.UpcomingMigrateOnHostMaintenance"}},
+			{Type: "HostEventRebalanceRecommendation", EventTypes: []string{"AWS.RebalanceRecommendation"}},
+		},
+		Alibaba: v1alpha1.AlibabaMetadataConfig{
+			MetadataEndpointConfig: endpoint("http://100.100.100.200", 30*time.Second),
+			SpotPollInterval:       duration(5 * time.Second),
+		},
+		AWS: v1alpha1.AWSMetadataConfig{
+			MetadataEndpointConfig: endpoint("http://169.254.169.254", 60*time.Second),
+			SpotPollInterval:       duration(5 * time.Second),
+		},
+		Azure: v1alpha1.AzureMetadataConfig{MetadataEndpointConfig: endpoint("http://169.254.169.254", 5*time.Second)},
+		GCP:   v1alpha1.GCPMetadataConfig{MetadataEndpointConfig: endpoint("http://169.254.169.254", 60*time.Second)},
 	}
 }
 
@@ -116,6 +151,16 @@ hostEventLog:
   conditions:
     - type: HostEventReboot
       eventTypes: [SystemMaintenance.Reboot, SystemFailure.Reboot]
+metadata:
+  provider: aws
+  dmiPath: /host/sys/class/dmi/id
+  conditions:
+    - type: SpotInterruption
+      eventTypes: [AWS.SpotTerminate, AWS.SpotStop]
+  alibaba: {endpoint: "http://127.0.0.1:8001", pollInterval: 40s, timeout: 1s, spotPollInterval: 3s}
+  aws: {endpoint: "http://127.0.0.1:8002/", pollInterval: 2m, timeout: 3s, spotPollInterval: 2s, rebalance: true}
+  azure: {endpoint: "https://127.0.0.1:8003", pollInterval: 10s, timeout: 500ms, acknowledge: true}
+  gcp: {endpoint: "http://metadata.google.internal", pollInterval: 5m, timeout: 4s}
 leaseRenewInterval: 20s
 leaseDuration: 45s
 procStatPath: /host/proc/stat
@@ -135,6 +180,29 @@ npdConfigs: [/etc/npd/kernel-monitor.json, /etc/npd/host_event.json]
 				{Type: "HostEventReboot", EventTypes: []string{"SystemMaintenance.Reboot", "SystemFailure.Reboot"}},
 			},
 		},
+		Metadata: v1alpha1.MetadataConfig{
+			Provider: "aws",
+			DMIPath:  "/host/sys/class/dmi/id",
+			Conditions: []v1alpha1.HostEventCondition{
+				{Type: "SpotInterruption", EventTypes: []string{"AWS.SpotTerminate", "AWS.SpotStop"}},
+			},
+			Alibaba: v1alpha1.AlibabaMetadataConfig{
+				MetadataEndpointConfig: v1alpha1.MetadataEndpointConfig{Endpoint: "http://127.0.0.1:8001", PollInterval: duration(40 * time.Second), Timeout: duration(time.Second)},
+				SpotPollInterval:       duration(3 * time.Second),
+			},
+			AWS: v1alpha1.AWSMetadataConfig{
+				MetadataEndpointConfig: v1alpha1.MetadataEndpointConfig{Endpoint: "http://127.0.0.1:8002/", PollInterval: duration(2 * time.Minute), Timeout: duration(3 * time.Second)},
+				SpotPollInterval:       duration(2 * time.Second),
+				Rebalance:              true,
+			},
+			Azure: v1alpha1.AzureMetadataConfig{
+				MetadataEndpointConfig: v1alpha1.MetadataEndpointConfig{Endpoint: "https://127.0.0.1:8003", PollInterval: duration(10 * time.Second), Timeout: duration(500 * time.Millisecond)},
+				Acknowledge:            true,
+			},
+			GCP: v1alpha1.GCPMetadataConfig{
+				MetadataEndpointConfig: v1alpha1.MetadataEndpointConfig{Endpoint: "http://metadata.google.internal", PollInterval: duration(5 * time.Minute), Timeout: duration(4 * time.Second)},
+			},
+		},
 		LeaseRenewInterval: duration(20 * time.Second),
 		LeaseDuration:      duration(45 * time.Second),
 		ProcStatPath:       "/host/proc/stat",
@@ -152,6 +220,24 @@ func TestLeaseDurationFollowsRenewInterval(t *testing.T) {
 	}
 	if want := duration(60 * time.Second); got.LeaseDuration != want {
 		t.Errorf("leaseDuration = %v, want %v (4 × leaseRenewInterval)", got.LeaseDuration, want)
+	}
+}
+
+// The documented way to read maintenance from the cloud instead of the log.
+func TestMetadataInsteadOfHostEventLog(t *testing.T) {
+	got, err := Load(writeConfig(t, header+"hostEventLog:\n  path: \"\"\nmetadata:\n  provider: auto\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := specDefaults()
+	want.HostEventLog.Path = ptr.To("")
+	want.Metadata.Provider = "auto"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// Both on, with condition types of their own.
+	if _, err := Load(writeConfig(t, header+"metadata:\n  provider: alibaba\n  conditions:\n  - {type: SpotInterruption, eventTypes: [Alibaba.SpotTermination]}\n")); err != nil {
+		t.Errorf("log and metadata on disjoint conditions: %v", err)
 	}
 }
 
@@ -257,6 +343,34 @@ func TestLoadErrors(t *testing.T) {
 		{name: "event type under two conditions", body: "hostEventLog:\n  conditions:\n  - {type: HostEventStop, eventTypes: [SystemMaintenance.Stop]}\n  - {type: HostEventHalt, eventTypes: [SystemFailure.Stop, SystemMaintenance.Stop]}\n",
 			want: `hostEventLog.conditions[1].eventTypes[1]: Invalid value: "SystemMaintenance.Stop": is mapped to both "HostEventStop" (hostEventLog.conditions[0]) and "HostEventHalt"; an event type can drive only one condition`},
 
+		// metadata.
+		{name: "unknown provider", body: "metadata:\n  provider: oracle\n",
+			want: `metadata.provider: Unsupported value: "oracle": supported values: "auto", "none", "alibaba", "aws", "azure", "gcp"`},
+		{name: "provider in the wrong case", body: "metadata:\n  provider: AWS\n",
+			want: `metadata.provider: Unsupported value: "AWS": supported values: "auto", "none", "alibaba", "aws", "azure", "gcp"`},
+		{name: "metadata and the host event log on the same conditions", body: "metadata:\n  provider: auto\n",
+			want: `metadata.provider: Invalid value: "auto": the metadata source and hostEventLog would both maintain HostEventDelete, HostEventRebootAfter48, HostEventRedeploy, HostEventStop; a condition type has one source: set hostEventLog.path: "" to take them from the metadata endpoint only, or give metadata.conditions (or hostEventLog.conditions) condition types of their own`},
+		{name: "metadata and the host event log sharing one condition", body: "metadata:\n  provider: alibaba\n  conditions:\n  - {type: HostEventDelete, eventTypes: [Alibaba.SpotTermination]}\n",
+			want: `metadata.provider: Invalid value: "alibaba": the metadata source and hostEventLog would both maintain HostEventDelete; a condition type has one source: set hostEventLog.path: "" to take them from the metadata endpoint only, or give metadata.conditions (or hostEventLog.conditions) condition types of their own`},
+		{name: "relative DMI path", body: "metadata:\n  dmiPath: sys/class/dmi/id\n",
+			want: `metadata.dmiPath: Invalid value: "sys/class/dmi/id": must be an absolute path`},
+		{name: "metadata condition rules are the host event log's", body: "hostEventLog:\n  path: \"\"\nmetadata:\n  provider: aws\n  conditions:\n  - {type: Ready, eventTypes: [AWS.SystemReboot]}\n  - {type: HostEventA, eventTypes: [AWS.SystemReboot]}\n",
+			want: `[metadata.conditions[0].type: Invalid value: "Ready": is a condition type the kubelet owns; the agent must not write it, metadata.conditions[1].eventTypes[0]: Invalid value: "AWS.SystemReboot": is mapped to both "Ready" (metadata.conditions[0]) and "HostEventA"; an event type can drive only one condition]`},
+		{name: "endpoint without scheme", body: "metadata:\n  aws:\n    endpoint: 169.254.169.254\n",
+			want: `metadata.aws.endpoint: Invalid value: "169.254.169.254": must be an http:// or https:// URL with a host and nothing after it, e.g. http://169.254.169.254`},
+		{name: "endpoint with a path", body: "metadata:\n  gcp:\n    endpoint: http://169.254.169.254/computeMetadata/v1\n",
+			want: `metadata.gcp.endpoint: Invalid value: "http://169.254.169.254/computeMetadata/v1": must be an http:// or https:// URL with a host and nothing after it, e.g. http://169.254.169.254`},
+		{name: "poll too fast", body: "metadata:\n  azure:\n    pollInterval: 100ms\n",
+			want: `metadata.azure.pollInterval: Invalid value: "100ms": must be at least 1s`},
+		{name: "spot poll too fast", body: "metadata:\n  aws:\n    spotPollInterval: 500ms\n",
+			want: `metadata.aws.spotPollInterval: Invalid value: "500ms": must be at least 1s`},
+		{name: "timeout too short", body: "metadata:\n  alibaba:\n    timeout: 10ms\n",
+			want: `metadata.alibaba.timeout: Invalid value: "10ms": must be between 100ms and 1m0s`},
+		{name: "timeout too long", body: "metadata:\n  gcp:\n    timeout: 2m\n",
+			want: `metadata.gcp.timeout: Invalid value: "2m0s": must be between 100ms and 1m0s`},
+		{name: "unknown metadata field", body: "metadata:\n  aws:\n    acknowledge: true\n",
+			want: `unknown field "metadata.aws.acknowledge"`},
+
 		// Lease.
 		{name: "renew too often", body: "leaseRenewInterval: 5s\n",
 			want: `leaseRenewInterval: Invalid value: "5s": must be at least 10s`},
@@ -318,6 +432,8 @@ func TestDeepCopySharesNothing(t *testing.T) {
 	*cp.HostEventLog.Path = "/other"
 	*cp.HostEventLog.IncludeRotated = false
 	cp.HostEventLog.Conditions[0].EventTypes[0] = "X.Y"
+	cp.Metadata.Conditions[0].EventTypes[0] = "X.Y"
+	cp.Metadata.Conditions[1].Type = "Other"
 	cp.NPDConfigs[0] = "/b.json"
 	want := specDefaults()
 	want.NPDConfigs = []string{"/a.json"}

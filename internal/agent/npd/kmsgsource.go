@@ -18,9 +18,6 @@ func kmsgWatcher(c *Config, opts Options, m *Metrics) watchFunc {
 		log := opts.Log.WithName("npd").WithValues("config", c.File)
 		src := metricsSourceOf(c)
 		boot := opts.BootTime
-		if boot.IsZero() {
-			boot, _ = readBootTime(opts.ProcStatPath) // already logged by the source
-		}
 		h := kmsg.Handler{
 			Record: func(r kmsg.Record, replay bool) {
 				opts.AgentMetrics.LineRead(src)

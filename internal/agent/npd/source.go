@@ -1,12 +1,8 @@
 package npd
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -21,11 +17,8 @@ import (
 // Options are what the NPD sources need from the agent.
 type Options struct {
 	// BootTime of the node, for `delay` and for kmsg timestamps (which are
-	// relative to boot). Zero means read it from ProcStatPath.
+	// relative to boot); the agent reads it once. Zero means unknown.
 	BootTime time.Time
-	// ProcStatPath is the /proc/stat whose btime line is the boot time.
-	// Default /proc/stat.
-	ProcStatPath string
 	// Registerer gets NPD's problem_counter and problem_gauge (and
 	// nodewarden's NPD counters); nil registers none. Registering is done
 	// once per registerer, however many times NewSources is called.
@@ -45,9 +38,6 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.ProcStatPath == "" {
-		o.ProcStatPath = "/proc/stat"
-	}
 	if o.Location == nil {
 		o.Location = time.Local
 	}
@@ -120,17 +110,8 @@ func (s *baseSource) logWarnings() {
 	}
 }
 
-// bootTime is Options.BootTime or /proc/stat's btime; zero if unknown.
-func (s *baseSource) bootTime() time.Time {
-	if !s.opts.BootTime.IsZero() {
-		return s.opts.BootTime
-	}
-	t, err := readBootTime(s.opts.ProcStatPath)
-	if err != nil {
-		s.log.Error(err, "boot time unknown; `delay` is not applied and kmsg records cannot be dated")
-	}
-	return t
-}
+// bootTime is Options.BootTime; zero if unknown (the agent logged why).
+func (s *baseSource) bootTime() time.Time { return s.opts.BootTime }
 
 // record records found problems and counts them in NPD's metrics.
 func (s *baseSource) record(out source.Sink, found []problem) {
@@ -265,32 +246,6 @@ func startTime(now, boot time.Time, lookback, delay time.Duration) time.Time {
 		}
 	}
 	return start
-}
-
-// readBootTime reads the btime line (seconds since the epoch) of a
-// /proc/stat file.
-func readBootTime(path string) (time.Time, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("btime "))
-		if !ok {
-			continue
-		}
-		secs, err := strconv.ParseInt(string(bytes.TrimSpace(rest)), 10, 64)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("%s: bad btime line: %w", path, err)
-		}
-		return time.Unix(secs, 0).UTC(), nil
-	}
-	if err := sc.Err(); err != nil {
-		return time.Time{}, err
-	}
-	return time.Time{}, fmt.Errorf("%s: no btime line", path)
 }
 
 // skipped tells whether line contains an entry of skipList.

@@ -1,4 +1,6 @@
-package agent
+// Package boottime reads when the node booted. The agent reads it once and
+// hands it to every source: an event due before the boot has happened.
+package boottime
 
 import (
 	"bufio"
@@ -9,9 +11,9 @@ import (
 	"time"
 )
 
-// readBootTime reads the `btime` line (seconds since the epoch) of a
-// /proc/stat file.
-func readBootTime(path string) (time.Time, error) {
+// Read returns the `btime` line (seconds since the epoch) of a /proc/stat
+// file. Inside a container /proc/stat still shows the host's boot time.
+func Read(path string) (time.Time, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return time.Time{}, err
