@@ -1,11 +1,12 @@
 package metadata
 
 import (
-	"errors"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 )
 
 // Metrics are the metadata source's collectors. A nil *Metrics records
@@ -45,35 +46,20 @@ func MetricsFor(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m := newMetrics()
 	var err error
-	if m.Errors, err = register(reg, m.Errors); err != nil {
+	if m.Errors, err = metrics.Register(reg, m.Errors); err != nil {
 		return nil, err
 	}
-	if m.Polls, err = register(reg, m.Polls); err != nil {
+	if m.Polls, err = metrics.Register(reg, m.Polls); err != nil {
 		return nil, err
 	}
-	if m.LastSuccess, err = register(reg, m.LastSuccess); err != nil {
+	if m.LastSuccess, err = metrics.Register(reg, m.LastSuccess); err != nil {
 		return nil, err
 	}
-	if m.Acknowledgements, err = register(reg, m.Acknowledgements); err != nil {
+	if m.Acknowledgements, err = metrics.Register(reg, m.Acknowledgements); err != nil {
 		return nil, err
 	}
 	registered[reg] = m
 	return m, nil
-}
-
-// register registers c, or returns the equal collector registered before.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func newMetrics() *Metrics {

@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,4 +100,21 @@ func (m *Agent) HostEvent(eventType, status string) {
 		return
 	}
 	m.HostEvents.WithLabelValues(eventType, status).Inc()
+}
+
+// Register registers c with reg, or returns the equal collector registered
+// before: sources are rebuilt on every configuration reload and must neither
+// fail on nor duplicate their own collectors.
+func Register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(T); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }

@@ -1,10 +1,11 @@
 package npd
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 )
 
 // Metrics are node-problem-detector's problem metrics, under NPD's names and
@@ -55,36 +56,20 @@ func MetricsFor(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m := newMetrics()
 	var err error
-	if m.ProblemCounter, err = register(reg, m.ProblemCounter); err != nil {
+	if m.ProblemCounter, err = metrics.Register(reg, m.ProblemCounter); err != nil {
 		return nil, err
 	}
-	if m.ProblemGauge, err = register(reg, m.ProblemGauge); err != nil {
+	if m.ProblemGauge, err = metrics.Register(reg, m.ProblemGauge); err != nil {
 		return nil, err
 	}
-	if m.KmsgLost, err = register(reg, m.KmsgLost); err != nil {
+	if m.KmsgLost, err = metrics.Register(reg, m.KmsgLost); err != nil {
 		return nil, err
 	}
-	if m.PluginRuns, err = register(reg, m.PluginRuns); err != nil {
+	if m.PluginRuns, err = metrics.Register(reg, m.PluginRuns); err != nil {
 		return nil, err
 	}
 	registered[reg] = m
 	return m, nil
-}
-
-// register registers c, or returns the equal collector registered before
-// (by another process-wide user of the same registry).
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	err := reg.Register(c)
-	if err == nil {
-		return c, nil
-	}
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 func newMetrics() *Metrics {
