@@ -37,6 +37,11 @@ type Drains struct {
 
 	mu      sync.Mutex
 	running map[string]context.CancelFunc
+	// finished holds the deadline of each node's last completed drain. A
+	// Draining episode is identified by its deadline (state-since +
+	// timeout), so a cache that still shows the node Draining after the
+	// drain wrote Drained does not start the same drain again.
+	finished map[string]time.Time
 
 	done chan event.GenericEvent
 }
@@ -57,6 +62,7 @@ func NewDrains(client kubernetes.Interface, recorder events.EventRecorder, m *Me
 		ctx:      ctx,
 		cancel:   cancel,
 		running:  map[string]context.CancelFunc{},
+		finished: map[string]time.Time{},
 		done:     make(chan event.GenericEvent, 64),
 	}
 }
@@ -87,13 +93,16 @@ func (d *Drains) Ensure(node string, rp *v1alpha1.RemediationPolicy, deadline ti
 	if _, ok := d.running[node]; ok || d.ctx.Err() != nil {
 		return
 	}
+	if last, ok := d.finished[node]; ok && last.Equal(deadline) {
+		return
+	}
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.running[node] = cancel
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		defer d.forget(node)
-		d.run(ctx, node, rp.DeepCopy(), deadline)
+		finished := d.run(ctx, node, rp.DeepCopy(), deadline)
+		d.forget(node, finished, deadline)
 	}()
 }
 
@@ -107,20 +116,25 @@ func (d *Drains) Cancel(node string) {
 	}
 }
 
-func (d *Drains) forget(node string) {
+func (d *Drains) forget(node string, finished bool, deadline time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.running, node)
+	if finished {
+		d.finished[node] = deadline
+	}
 }
 
-func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationPolicy, deadline time.Time) {
+// run drains node and records the outcome; it reports whether the drain
+// came to an end (rather than being cancelled or failing to record).
+func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationPolicy, deadline time.Time) bool {
 	start := d.clock.Now()
 	log := d.log.WithValues("node", node, "policy", rp.Name, "deadline", deadline)
 	log.Info("drain started")
 	res, drainErr := d.drainer.Drain(ctx, node, drain.OptionsFrom(rp.Spec.Drain), deadline)
 	if ctx.Err() != nil {
 		log.Info("drain cancelled")
-		return
+		return false
 	}
 	// Finish writes Drained or DrainFailed only if the node is still
 	// Draining: the condition may have cleared or a human may have
@@ -128,10 +142,10 @@ func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationP
 	n, err := d.drainer.Finish(ctx, node, drainErr)
 	if err != nil {
 		log.Error(err, "recording the drain's outcome failed; the next pass drains again")
-		return
+		return false
 	}
 	if n == nil {
-		return
+		return true // no longer Draining: released or uncordoned meanwhile
 	}
 	state, _ := drain.Outcome(drainErr)
 	reason, kind, msg := remediation.ReasonDrainSucceeded, corev1.EventTypeNormal,
@@ -148,4 +162,5 @@ func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationP
 	case d.done <- event.GenericEvent{Object: n}:
 	case <-ctx.Done():
 	}
+	return true
 }

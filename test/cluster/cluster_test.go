@@ -74,6 +74,15 @@ func TestLevel2DeploymentPDBEviction(t *testing.T) {
 		return nil
 	})
 
+	// Cordon the victim's node first, so the replacement lands elsewhere
+	// (well before the eviction, so the scheduler has seen it).
+	pods, err := c.Clientset.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := pods.Items[0]
+	cordon(t, c, victim.Spec.NodeName)
+
 	// A PDB that allows no disruption: the disruption controller computes it,
 	// and the API server refuses the eviction with 429.
 	pdb := &policyv1.PodDisruptionBudget{
@@ -88,18 +97,12 @@ func TestLevel2DeploymentPDBEviction(t *testing.T) {
 	}
 	waitPDB(t, c, 3, 0)
 
-	pods, err := c.Clientset.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim := pods.Items[0]
 	err = evict(ctx, c, victim)
 	if !apierrors.IsTooManyRequests(err) {
 		t.Fatalf("eviction against a PDB with no disruptions allowed: got %v, want 429 TooManyRequests", err)
 	}
 
-	// Allow one disruption; cordon the victim's node so the replacement lands elsewhere.
-	cordon(t, c, victim.Spec.NodeName)
+	// Allow one disruption.
 	pdb, _ = c.Clientset.PolicyV1().PodDisruptionBudgets("default").Get(ctx, "web", metav1.GetOptions{})
 	pdb.Spec.MaxUnavailable = ptr.To(intstr.FromInt32(1))
 	if _, err := c.Clientset.PolicyV1().PodDisruptionBudgets("default").Update(ctx, pdb, metav1.UpdateOptions{}); err != nil {
