@@ -96,8 +96,18 @@ func (w *Writer) snapshot() []Desired {
 	return out
 }
 
+// pollInterval is how often the Node is read when it cannot be watched.
+const pollInterval = 10 * time.Second
+
 // Run watches the Node and writes until ctx ends.
 func (w *Writer) Run(ctx context.Context) error {
+	if w.watchForbidden(ctx) {
+		// node-problem-detector's ClusterRole grants only get on nodes; an
+		// agent dropped into NPD's DaemonSet still works, reading its Node
+		// on a timer instead of watching it.
+		w.log.Info("not allowed to watch nodes; reading the Node every "+pollInterval.String()+" instead", "node", w.nodeName)
+		return w.runPolling(ctx)
+	}
 	factory := informers.NewSharedInformerFactoryWithOptions(w.client, 0,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.nodeName).String()
@@ -136,6 +146,45 @@ func (w *Writer) Run(ctx context.Context) error {
 			return err
 		}
 		if err := w.sync(ctx, node); err != nil {
+			delay := backoff.next()
+			w.log.Error(err, "writing node conditions failed; retrying", "node", w.nodeName, "retryIn", delay)
+			retry = time.After(delay)
+			continue
+		}
+		backoff.reset()
+	}
+}
+
+// watchForbidden asks the API server whether the agent may list its Node.
+// Any answer other than Forbidden (including no answer) means watch.
+func (w *Writer) watchForbidden(ctx context.Context) bool {
+	_, err := w.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("metadata.name", w.nodeName).String(),
+	})
+	return apierrors.IsForbidden(err)
+}
+
+// runPolling is Run without a watch: the Node is read on every change of
+// the desired state and every pollInterval.
+func (w *Writer) runPolling(ctx context.Context) error {
+	backoff := newBackoff()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-tick.C:
+		case <-retry:
+		}
+		retry = nil
+		node, err := w.client.CoreV1().Nodes().Get(ctx, w.nodeName, metav1.GetOptions{})
+		if err == nil {
+			err = w.sync(ctx, node)
+		}
+		if err != nil && ctx.Err() == nil {
 			delay := backoff.next()
 			w.log.Error(err, "writing node conditions failed; retrying", "node", w.nodeName, "retryIn", delay)
 			retry = time.After(delay)

@@ -38,7 +38,14 @@ type Heartbeat struct {
 func (h *Heartbeat) Run(ctx context.Context) {
 	for {
 		wait := h.Interval
-		if err := h.renew(ctx); err != nil {
+		err := h.renew(ctx)
+		if apierrors.IsForbidden(err) {
+			// E.g. an agent dropped into node-problem-detector's DaemonSet,
+			// whose RBAC has no Leases: everything else works.
+			h.Log.Error(err, "not allowed to manage the heartbeat Lease; running without one", "lease", Name(h.Node), "namespace", h.Namespace)
+			return
+		}
+		if err != nil {
 			h.Log.Error(err, "renewing lease failed", "lease", Name(h.Node))
 			wait = min(h.Interval, 5*time.Second)
 		}
