@@ -79,7 +79,11 @@ func (s *hostEventSource) Run(ctx context.Context, out source.Sink) {
 		ev, err := hostevent.Parse(line.Text)
 		if err != nil {
 			s.metrics.LineUnparsed(hostEventSourceName, reasonOf(err))
-			s.log.V(1).Info("not a host event", "reason", err.Error(), "line", truncate(line.Text, 256))
+			// Guarded: building the arguments costs allocations on every
+			// noise line even when debug logging is off.
+			if debug := s.log.V(1); debug.Enabled() {
+				debug.Info("not a host event", "reason", err.Error(), "line", truncate(line.Text, 256))
+			}
 			return
 		}
 		if !tracker.Observe(ev) {
@@ -127,8 +131,7 @@ func (s *hostEventSource) nodeEvent(t *hostevent.Tracker, ev hostevent.Event) no
 }
 
 func reasonOf(err error) string {
-	var pe *hostevent.ParseError
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[*hostevent.ParseError](err); ok {
 		return pe.Reason()
 	}
 	return "other"
