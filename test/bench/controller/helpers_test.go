@@ -1,0 +1,680 @@
+package controller
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/test/cluster"
+)
+
+const (
+	// optInEnv must be 1 for any benchmark of this package to run.
+	optInEnv = "NODEWARDEN_BENCH"
+	// trigger is the condition the policies act on, as the agent writes it.
+	trigger = "HostEventRebootAfter48"
+	// poolLabel selects the benchmark's nodes.
+	poolLabel = "pool"
+	poolValue = "bench"
+)
+
+// requireOptIn skips unless the benchmarks were asked for.
+func requireOptIn(b *testing.B) {
+	b.Helper()
+	if testing.Short() {
+		b.Skip("starts a control plane; skipped with -short")
+	}
+	if os.Getenv(optInEnv) != "1" {
+		b.Skipf("set %s=1 to run the controller benchmarks (they start a control plane with up to thousands of nodes)", optInEnv)
+	}
+}
+
+// env is a running control plane and a client without client-side rate
+// limiting, so that the benchmark's own writes are never what is measured.
+type env struct {
+	c    *cluster.Cluster
+	cs   kubernetes.Interface
+	full bool
+}
+
+func newEnv(b *testing.B, full bool) *env {
+	b.Helper()
+	started := time.Now()
+	c := cluster.StartWith(b, cluster.Options{Full: full})
+	cfg := rest.CopyConfig(c.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("control plane (level %d) up in %.1fs, files in %s", map[bool]int{false: 1, true: 2}[full], time.Since(started).Seconds(), c.Dir)
+	return &env{c: c, cs: cs, full: full}
+}
+
+// nodeName is the i-th benchmark node.
+func nodeName(prefix string, i int) string { return fmt.Sprintf("%s-%05d", prefix, i) }
+
+// newNode is a Node shaped like one a cloud kubelet registers, minus what a
+// kubelet adds later: a dozen labels, the usual annotations, capacity and a
+// list of images (which the controller's cache transform drops; it is here so
+// that the initial list weighs what it would). On a level-2 cluster kwok
+// initialises it (conditions, addresses, nodeInfo); on level 1 it is created
+// with a Ready condition, as nothing else would set one.
+func newNode(name string, kwok bool) *corev1.Node {
+	capacity := corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("32"),
+		corev1.ResourceMemory:           resource.MustParse("128Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("200Gi"),
+	}
+	images := make([]corev1.ContainerImage, 20)
+	for i := range images {
+		images[i] = corev1.ContainerImage{
+			Names: []string{
+				fmt.Sprintf("registry.example.com/team-%d/service-%d@sha256:%064x", i%5, i, i+1),
+				fmt.Sprintf("registry.example.com/team-%d/service-%d:v1.%d.0", i%5, i, i),
+			},
+			SizeBytes: int64(50+i*10) << 20,
+		}
+	}
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name,
+			Labels: map[string]string{
+				poolLabel:                                  poolValue,
+				"kubernetes.io/hostname":                   name,
+				"kubernetes.io/os":                         "linux",
+				"kubernetes.io/arch":                       "amd64",
+				"beta.kubernetes.io/os":                    "linux",
+				"beta.kubernetes.io/arch":                  "amd64",
+				"node.kubernetes.io/instance-type":         "ecs.g7.8xlarge",
+				"beta.kubernetes.io/instance-type":         "ecs.g7.8xlarge",
+				"topology.kubernetes.io/region":            "cn-hangzhou",
+				"topology.kubernetes.io/zone":              "cn-hangzhou-" + string(rune('h'+len(name)%3)),
+				"failure-domain.beta.kubernetes.io/region": "cn-hangzhou",
+				"node-role.kubernetes.io/worker":           "",
+				"type":                                     "kwok",
+			},
+			Annotations: map[string]string{
+				"node.alpha.kubernetes.io/ttl":                           "0",
+				"volumes.kubernetes.io/controller-managed-attach-detach": "true",
+				"csi.volume.kubernetes.io/nodeid":                        fmt.Sprintf(`{"diskplugin.csi.alibabacloud.com":"i-%s"}`, name),
+			},
+		},
+		Spec: corev1.NodeSpec{ProviderID: "alicloud://cn-hangzhou.i-" + name, PodCIDR: "10.244.0.0/24"},
+		Status: corev1.NodeStatus{
+			Capacity:    capacity,
+			Allocatable: capacity,
+			Images:      images,
+		},
+	}
+	if kwok {
+		n.Annotations[cluster.KwokNodeAnnotation] = "fake"
+	} else {
+		now := metav1.Now()
+		n.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			Message: "kubelet is posting ready status", LastHeartbeatTime: now, LastTransitionTime: now,
+		}}
+	}
+	return n
+}
+
+// parallel runs f(i) for i in [0, n) on workers goroutines and returns the
+// first error.
+func parallel(n, workers int, f func(i int) error) error {
+	var (
+		mu    sync.Mutex
+		first error
+		next  int
+		wg    sync.WaitGroup
+	)
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				if next >= n || first != nil {
+					mu.Unlock()
+					return
+				}
+				i := next
+				next++
+				mu.Unlock()
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+// createNodes creates the named nodes, 32 at a time; existing ones are kept.
+func (e *env) createNodes(ctx context.Context, names []string) error {
+	return parallel(len(names), 32, func(i int) error {
+		_, err := e.cs.CoreV1().Nodes().Create(ctx, newNode(names[i], e.full), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	})
+}
+
+func (e *env) deleteNodes(ctx context.Context, names []string) error {
+	return parallel(len(names), 32, func(i int) error {
+		err := e.cs.CoreV1().Nodes().Delete(ctx, names[i], metav1.DeleteOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+}
+
+// setTrigger plays the agent: the trigger condition True with a "not before"
+// deadline 47 h ahead, or False.
+func (e *env) setTrigger(ctx context.Context, node string, status corev1.ConditionStatus) error {
+	now := time.Now().UTC()
+	msg := "SystemMaintenance.Reboot is Scheduled, not before " + now.Add(47*time.Hour).Format(time.RFC3339)
+	reason := "SystemMaintenanceRebootScheduled"
+	if status == corev1.ConditionFalse {
+		msg, reason = "SystemMaintenance.Reboot was Executed", "SystemMaintenanceRebootExecuted"
+	}
+	ts := now.Format(time.RFC3339)
+	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":%q,"status":%q,"reason":%q,"message":%q,"lastTransitionTime":%q,"lastHeartbeatTime":%q}]}}`,
+		trigger, status, reason, msg, ts, ts)
+	_, err := e.cs.CoreV1().Nodes().PatchStatus(ctx, node, []byte(patch))
+	return err
+}
+
+// policy selects every benchmark node and acts on the trigger, with a
+// budget that never defers (maxConcurrent) and a circuit that never opens
+// (maxUnhealthy 100%).
+func policy(name string, maxConcurrent int, drain bool) *v1alpha1.RemediationPolicy {
+	rp := &v1alpha1.RemediationPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.RemediationPolicySpec{
+			NodeSelector:  &metav1.LabelSelector{MatchLabels: map[string]string{poolLabel: poolValue}},
+			Conditions:    []v1alpha1.ConditionRule{{Type: trigger}},
+			MaxConcurrent: intstr.FromInt32(int32(maxConcurrent)),
+			MaxUnhealthy:  intstr.FromString("100%"),
+			// The timeout is serialised even when drain is off, so it must be valid.
+			Drain: v1alpha1.DrainSpec{Enabled: ptr.To(drain), Timeout: metav1.Duration{Duration: 5 * time.Minute}},
+		},
+	}
+	if drain {
+		// The benchmark's pods are bare pods, as from a job runner.
+		rp.Spec.Drain.EvictUnreplicatedPods = true
+	}
+	return rp
+}
+
+// waitPolicySynced waits until the controller has written the policy's status
+// for its current generation with every node selected: the controller has
+// listed all nodes and decided once.
+func (e *env) waitPolicySynced(ctx context.Context, name string, nodes int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var rp v1alpha1.RemediationPolicy
+		if err := e.c.Client.Get(ctx, clientKey(name), &rp); err != nil {
+			last = err.Error()
+		} else {
+			if rp.Status.ObservedGeneration == rp.Generation && int(rp.Status.SelectedNodes) == nodes {
+				return nil
+			}
+			last = fmt.Sprintf("generation %d observed %d, selected %d of %d", rp.Generation, rp.Status.ObservedGeneration, rp.Status.SelectedNodes, nodes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("policy %s not synced after %s: %s", name, timeout, last)
+}
+
+func clientKey(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
+
+// ---------------------------------------------------------------------------
+// The controller as a process.
+
+// controllerBinary is a copy of the binary under test: $NODEWARDEN_BIN, else
+// bin/nodewarden (`make build`). A copy, so that a `make build` meanwhile
+// cannot swap it; evicted from the page cache, so that its text is mapped as
+// a freshly pulled image's would be (a file just written can sit in the page
+// cache in large folios, mapped 2 MiB at a time, which inflates RssFile).
+func controllerBinary(b *testing.B) string {
+	b.Helper()
+	p := os.Getenv("NODEWARDEN_BIN")
+	if p == "" {
+		p = filepath.Join(cluster.RepoRoot(), "bin", "nodewarden")
+	}
+	src, err := os.ReadFile(p)
+	if err != nil {
+		b.Fatalf("%v: run `make build` first (or set NODEWARDEN_BIN)", err)
+	}
+	cp := filepath.Join(b.TempDir(), "nodewarden")
+	if err := os.WriteFile(cp, src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	f, err := os.Open(cp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		b.Fatal(err)
+	}
+	return cp
+}
+
+// proc is a running `nodewarden controller`.
+type proc struct {
+	cmd     *exec.Cmd
+	pid     int
+	logPath string
+	exited  chan struct{}
+	err     error
+	once    sync.Once
+}
+
+// startController runs `bin controller` against the cluster, its output in
+// logPath. Extra environment for it (GODEBUG=gctrace=1, GOMEMLIMIT=...) goes
+// in $NODEWARDEN_BENCH_CONTROLLER_ENV, space-separated. The kernel kills it
+// if the benchmark dies; stop is also registered as a cleanup.
+func startController(b *testing.B, bin, kubeconfig, logPath string) *proc {
+	b.Helper()
+	out, err := os.Create(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("NODEWARDEN_BENCH_CONTROLLER_ENV"))...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		b.Fatal(err)
+	}
+	p := &proc{cmd: cmd, pid: cmd.Process.Pid, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		out.Close()
+		close(p.exited)
+	}()
+	b.Cleanup(p.stop)
+	return p
+}
+
+// stop sends SIGTERM, then SIGKILL after 10 s.
+func (p *proc) stop() {
+	p.once.Do(func() {
+		select {
+		case <-p.exited:
+			return
+		default:
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.exited:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+}
+
+// alive fails the benchmark if the controller exited.
+func (p *proc) alive(b *testing.B) {
+	b.Helper()
+	select {
+	case <-p.exited:
+		tail, _ := os.ReadFile(p.logPath)
+		b.Fatalf("controller exited (%v); last output:\n%s", p.err, tail[max(0, len(tail)-4000):])
+	default:
+	}
+}
+
+// procStatus reads VmRSS, VmHWM, RssAnon and RssFile of pid, in bytes.
+func procStatus(pid int) (map[string]int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "VmRSS", "VmHWM", "RssAnon", "RssFile":
+			fs := strings.Fields(v)
+			if len(fs) == 2 && fs[1] == "kB" {
+				if n, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
+					out[k] = n << 10
+				}
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+// cpuTime is the process's user+system CPU time, from /proc/pid/stat.
+func cpuTime(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(raw), ')')
+	fs := strings.Fields(string(raw[i+1:]))
+	if len(fs) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(fs[11], 10, 64)
+	st, _ := strconv.ParseInt(fs[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// loadavg is the 1-minute load average: the machine is shared, so every
+// figure is reported next to it.
+func loadavg() float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	fs := strings.Fields(string(raw))
+	if len(fs) == 0 {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(fs[0], 64)
+	return v
+}
+
+func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// percentile is the nearest-rank percentile p (0..1] of sorted.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted))*p+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func sortedCopy(d []time.Duration) []time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s
+}
+
+// ---------------------------------------------------------------------------
+// Watching the nodes.
+
+// obs is one version of a Node as a watch delivered it, stamped on receipt.
+type obs struct {
+	at          time.Time
+	state       string // nodewarden.io/state
+	unsched     bool
+	conditionOn bool // the trigger condition is True
+}
+
+func (o obs) cordoned() bool { return o.unsched && o.state != "" }
+func (o obs) released() bool { return !o.unsched && o.state == "" }
+
+// nodeWatcher follows every Node through one cluster-wide watch. For nodes
+// that were marked it keeps every version seen since the mark, so that a
+// benchmark marks a node, writes, and then finds the first version that
+// shows the controller's answer, whenever it asks.
+type nodeWatcher struct {
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every event
+	last    time.Time     // of the last event
+	events  int           // since the start
+	ready   map[string]bool
+	since   map[string][]obs // marked nodes
+}
+
+func (e *env) watchNodes(ctx context.Context) (*nodeWatcher, error) {
+	w := &nodeWatcher{changed: make(chan struct{}), ready: map[string]bool{}, since: map[string][]obs{}}
+	rv, err := w.list(ctx, e.cs)
+	if err != nil {
+		return nil, err
+	}
+	go w.run(ctx, e.cs, rv)
+	return w, nil
+}
+
+func (w *nodeWatcher) list(ctx context.Context, cs kubernetes.Interface) (string, error) {
+	l, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	for i := range l.Items {
+		w.observe(&l.Items[i], now, false)
+	}
+	return l.ResourceVersion, nil
+}
+
+func (w *nodeWatcher) run(ctx context.Context, cs kubernetes.Interface, rv string) {
+	for ctx.Err() == nil {
+		wi, err := cs.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		for ev := range wi.ResultChan() {
+			at := time.Now()
+			switch ev.Type {
+			case watch.Error:
+				// Most likely 410 Gone: list again.
+				if r, err := w.list(ctx, cs); err == nil {
+					rv = r
+				}
+			case watch.Bookmark:
+				if n, ok := ev.Object.(*corev1.Node); ok {
+					rv = n.ResourceVersion
+				}
+			default:
+				if n, ok := ev.Object.(*corev1.Node); ok {
+					rv = n.ResourceVersion
+					w.observe(n, at, ev.Type == watch.Deleted)
+				}
+			}
+		}
+		wi.Stop()
+	}
+}
+
+func (w *nodeWatcher) observe(n *corev1.Node, at time.Time, deleted bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer func() { close(w.changed); w.changed = make(chan struct{}) }()
+	w.last = at
+	w.events++
+	if deleted {
+		delete(w.ready, n.Name)
+		delete(w.since, n.Name)
+		return
+	}
+	o := obs{at: at, state: n.Annotations[v1alpha1.AnnotationState], unsched: n.Spec.Unschedulable}
+	ready := false
+	for _, c := range n.Status.Conditions {
+		switch string(c.Type) {
+		case string(corev1.NodeReady):
+			ready = c.Status == corev1.ConditionTrue
+		case trigger:
+			o.conditionOn = c.Status == corev1.ConditionTrue
+		}
+	}
+	w.ready[n.Name] = ready
+	if s, ok := w.since[n.Name]; ok {
+		w.since[n.Name] = append(s, o)
+	}
+}
+
+// mark starts recording the nodes' versions, forgetting earlier ones.
+func (w *nodeWatcher) mark(names ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range names {
+		w.since[n] = []obs{}
+	}
+}
+
+// counts reports how many nodes exist and how many of them are Ready.
+func (w *nodeWatcher) counts() (nodes, ready int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.ready {
+		nodes++
+		if r {
+			ready++
+		}
+	}
+	return nodes, ready
+}
+
+var errTimeout = errors.New("timed out")
+
+// waitFirst waits until, for every name, a version seen since its mark
+// satisfies pred, and returns when each was first seen.
+func (w *nodeWatcher) waitFirst(names []string, pred func(obs) bool, timeout time.Duration) (map[string]time.Time, error) {
+	found := make(map[string]time.Time, len(names))
+	deadline := time.After(timeout)
+	for {
+		w.mu.Lock()
+		ch := w.changed
+		for _, n := range names {
+			if _, ok := found[n]; ok {
+				continue
+			}
+			for _, o := range w.since[n] {
+				if pred(o) {
+					found[n] = o.at
+					break
+				}
+			}
+		}
+		var missing []string
+		for _, n := range names {
+			if _, ok := found[n]; !ok {
+				missing = append(missing, n)
+			}
+		}
+		w.mu.Unlock()
+		if len(missing) == 0 {
+			return found, nil
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return found, fmt.Errorf("%w after %s: %d of %d nodes not there yet, e.g. %s (%s)", errTimeout, timeout, len(missing), len(names), missing[0], w.describe(missing[0]))
+		}
+	}
+}
+
+// waitOne is waitFirst for one node.
+func (w *nodeWatcher) waitOne(name string, pred func(obs) bool, timeout time.Duration) (time.Time, error) {
+	m, err := w.waitFirst([]string{name}, pred, timeout)
+	return m[name], err
+}
+
+func (w *nodeWatcher) describe(name string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.since[name]
+	if len(s) == 0 {
+		return "no version seen since the mark"
+	}
+	o := s[len(s)-1]
+	return fmt.Sprintf("last seen: state %q unschedulable %v trigger %v", o.state, o.unsched, o.conditionOn)
+}
+
+// waitReady waits until n nodes exist and are Ready.
+func (w *nodeWatcher) waitReady(n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		nodes, ready := w.counts()
+		if nodes == n && ready == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %d nodes, %d Ready, want %d", errTimeout, nodes, ready, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitQuiet waits until no Node has changed for quiet, and returns how many
+// Node events there were meanwhile. After nodes are added the cluster keeps
+// writing to all of them for a while (kwok initialises them; the
+// controller-manager's TTL controller rewrites node.alpha.kubernetes.io/ttl
+// on every node when the cluster crosses a size threshold), and each such
+// annotation change wakes the controller: an idle measurement must start
+// after that.
+func (w *nodeWatcher) waitQuiet(quiet, timeout time.Duration) (int, error) {
+	w.mu.Lock()
+	start := w.events
+	w.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for {
+		w.mu.Lock()
+		last, n := w.last, w.events-start
+		w.mu.Unlock()
+		if time.Since(last) >= quiet {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return n, fmt.Errorf("%w: nodes still changing after %s (%d events)", errTimeout, timeout, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// releaseAll clears the trigger on the nodes and waits until the controller
+// has given every one of them back (schedulable, no state annotation).
+func (e *env) releaseAll(ctx context.Context, w *nodeWatcher, names []string, timeout time.Duration) error {
+	w.mark(names...)
+	if err := parallel(len(names), 16, func(i int) error { return e.setTrigger(ctx, names[i], corev1.ConditionFalse) }); err != nil {
+		return err
+	}
+	_, err := w.waitFirst(names, obs.released, timeout)
+	return err
+}

@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/nodewarden/nodewarden/controllers"
+	"github.com/nodewarden/nodewarden/test/cluster"
+)
+
+// startInProcess runs the controller in the benchmark's process, wired as
+// cmd/nodewarden/controller.go wires it (Node cache with the same transform,
+// Pods never cached, logs as JSON into logPath), but with the client QPS
+// given: 0 is what the binary gets (client-go's default, 5/s with a burst of
+// 10), -1 no client-side limit. It stops when the benchmark ends.
+func startInProcess(b *testing.B, base *rest.Config, qps float64, logPath string) {
+	b.Helper()
+	cfg := rest.CopyConfig(base)
+	cfg.QPS, cfg.Burst, cfg.RateLimiter = float32(qps), 0, nil
+	out, err := os.Create(logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := zap.New(zap.WriteTo(out))
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 cluster.Scheme(),
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 log,
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&corev1.Node{}: {Transform: slimNode},
+		}},
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Pod{}}}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	clientset, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	recorder := mgr.GetEventRecorder("nodewarden-controller")
+	metrics := controllers.NewMetrics(prometheus.NewRegistry())
+	r := &controllers.RemediationReconciler{
+		Client:   mgr.GetClient(),
+		Drains:   controllers.NewDrains(clientset, recorder, metrics, log),
+		Recorder: recorder,
+		Metrics:  metrics,
+		Clock:    clock.RealClock{},
+		Log:      log.WithName("remediation"),
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			b.Errorf("manager: %v", err)
+		}
+	}()
+	b.Cleanup(func() { cancel(); <-done; out.Close() })
+}
+
+// slimNode is cmd/nodewarden's cache transform (package main, so copied).
+func slimNode(obj any) (any, error) {
+	if n, ok := obj.(*corev1.Node); ok {
+		n.ManagedFields = nil
+		n.Status.Images = nil
+		n.Status.VolumesAttached = nil
+		n.Status.VolumesInUse = nil
+	}
+	return obj, nil
+}
