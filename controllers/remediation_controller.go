@@ -5,6 +5,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -229,13 +231,15 @@ func resultOf(err error) string {
 }
 
 // nodeChanged reports a change that can alter a decision. kubelet (and kwok)
-// rewrite every Node's heartbeats every few seconds; those alone do not wake
-// the reconciler, which matters with thousands of nodes.
+// rewrite every Node's heartbeats every few seconds, and controllers rewrite
+// their own annotations on every node at once (kube-controller-manager's TTL
+// annotation); those do not wake the reconciler, which matters with thousands
+// of nodes (docs/performance.md).
 func nodeChanged(old, cur *corev1.Node) bool {
 	if old.Spec.Unschedulable != cur.Spec.Unschedulable ||
 		!equality.Semantic.DeepEqual(old.Spec.Taints, cur.Spec.Taints) ||
 		!equality.Semantic.DeepEqual(old.Labels, cur.Labels) ||
-		!equality.Semantic.DeepEqual(old.Annotations, cur.Annotations) ||
+		!maps.Equal(nodewardenAnnotations(old), nodewardenAnnotations(cur)) ||
 		len(old.Status.Conditions) != len(cur.Status.Conditions) {
 		return true
 	}
@@ -246,4 +250,16 @@ func nodeChanged(old, cur *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// nodewardenAnnotations are the annotations decisions read: nodewarden's
+// state (which also records the policy annotations it added).
+func nodewardenAnnotations(n *corev1.Node) map[string]string {
+	out := map[string]string{}
+	for k, v := range n.Annotations {
+		if strings.HasPrefix(k, "nodewarden.io/") {
+			out[k] = v
+		}
+	}
+	return out
 }

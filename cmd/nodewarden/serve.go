@@ -17,6 +17,8 @@ type serveFlags struct {
 	metricsAddr string
 	healthAddr  string
 	namespace   string
+	qps         float32
+	burst       int
 	zap         *zap.Options
 }
 
@@ -26,6 +28,10 @@ func addServeFlags(cmd *cobra.Command, metricsAddr, healthAddr string) *serveFla
 	cmd.Flags().StringVar(&f.metricsAddr, "metrics-bind-address", metricsAddr, "address of the Prometheus /metrics endpoint; 0 turns it off")
 	cmd.Flags().StringVar(&f.healthAddr, "health-probe-bind-address", healthAddr, "address of /healthz and /readyz; 0 turns them off")
 	cmd.Flags().StringVar(&f.namespace, "namespace", envOr("POD_NAMESPACE", "nodewarden-system"), "namespace of nodewarden's own objects (Leases); default $POD_NAMESPACE")
+	// client-go's default of 5 requests/s would cap cordons and evictions at
+	// about five a second cluster-wide (measured: docs/performance.md).
+	cmd.Flags().Float32Var(&f.qps, "kube-api-qps", 50, "client-side limit of requests per second to the API server (API Priority and Fairness still applies)")
+	cmd.Flags().IntVar(&f.burst, "kube-api-burst", 100, "burst of requests allowed above --kube-api-qps")
 	f.zap = zapFlags(cmd)
 	return f
 }
@@ -46,6 +52,7 @@ func (f *serveFlags) restConfig() (*rest.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("no Kubernetes client configuration (use --kubeconfig): %w", err)
 	}
+	cfg.QPS, cfg.Burst = f.qps, f.burst
 	return cfg, nil
 }
 
