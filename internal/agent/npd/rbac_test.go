@@ -83,12 +83,19 @@ func TestNPDServiceAccountRBACIsEnough(t *testing.T) {
 		}
 		for _, nc := range n.Status.Conditions {
 			if nc.Type == "HostEventRebootAfter48" && nc.Status == corev1.ConditionTrue && nc.Reason == "HostEventRebootAfter48Permanent" {
-				evs, err := cs.CoreV1().Events(nodeevent.Namespace).List(context.Background(), metav1.ListOptions{})
+				// Only the agent's Events about this node count.
+				evs, err := cs.CoreV1().Events(nodeevent.Namespace).List(context.Background(), metav1.ListOptions{
+					FieldSelector: "involvedObject.name=" + node + ",source=" + nodeevent.Component,
+				})
 				if err != nil {
 					return err
 				}
 				if len(evs.Items) != 2 {
-					return fmt.Errorf("%d events, want 2", len(evs.Items))
+					var reasons []string
+					for _, e := range evs.Items {
+						reasons = append(reasons, e.Reason+"/"+e.Source.Component+"/"+e.InvolvedObject.Name)
+					}
+					return fmt.Errorf("%d events, want 2: %v", len(evs.Items), reasons)
 				}
 				return nil
 			}
