@@ -65,6 +65,14 @@ func fileError(path string, err error) error {
 }
 
 func readFile(path string) ([]byte, error) {
+	return ReadFile(path, maxFileBytes, "is this the agent's configuration file?")
+}
+
+// ReadFile reads a configuration file of at most maxBytes, with errors that
+// say why without repeating the path (the caller puts it in front); hint
+// ends the error of a file too large. The NPD monitor configs listed in an
+// AgentConfig are read with it too.
+func ReadFile(path string, maxBytes int, hint string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		// The path is already in front of the message; keep only why.
@@ -74,12 +82,12 @@ func readFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, int64(maxBytes)+1))
 	if err != nil {
 		return nil, fmt.Errorf("cannot read: %w", err)
 	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes; is this the agent's configuration file?", maxFileBytes)
+	if len(data) > maxBytes {
+		return nil, fmt.Errorf("larger than %d bytes; %s", maxBytes, hint)
 	}
 	return data, nil
 }

@@ -1,7 +1,6 @@
 package metadata
 
 import (
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,25 +25,16 @@ type Metrics struct {
 	Acknowledgements *prometheus.CounterVec
 }
 
-var (
-	registryMu sync.Mutex
-	registered = map[prometheus.Registerer]*Metrics{}
-)
-
 // MetricsFor returns the Metrics registered with reg, registering them on
 // first use. Sources are rebuilt on every configuration reload, so it may be
-// called many times with the same registerer. A nil reg gives collectors
-// that are registered nowhere (for tests).
+// called many times with the same registerer: metrics.Register hands back
+// the collectors registered before. A nil reg gives collectors that are
+// registered nowhere (for tests).
 func MetricsFor(reg prometheus.Registerer) (*Metrics, error) {
+	m := newMetrics()
 	if reg == nil {
-		return newMetrics(), nil
-	}
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if m, ok := registered[reg]; ok {
 		return m, nil
 	}
-	m := newMetrics()
 	var err error
 	if m.Errors, err = metrics.Register(reg, m.Errors); err != nil {
 		return nil, err
@@ -58,7 +48,6 @@ func MetricsFor(reg prometheus.Registerer) (*Metrics, error) {
 	if m.Acknowledgements, err = metrics.Register(reg, m.Acknowledgements); err != nil {
 		return nil, err
 	}
-	registered[reg] = m
 	return m, nil
 }
 

@@ -4,13 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
 )
 
 // MonitorKind is which NPD problem daemon a config file is for. NPD takes
@@ -187,22 +188,7 @@ func Load(path string, opts LoadOptions) (*Config, error) {
 }
 
 func readConfig(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if pathErr := (*fs.PathError)(nil); errors.As(err, &pathErr) {
-			return nil, fmt.Errorf("cannot open: %w", pathErr.Err)
-		}
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("cannot read: %w", err)
-	}
-	if len(data) > maxConfigBytes {
-		return nil, fmt.Errorf("larger than %d bytes; not an NPD monitor config", maxConfigBytes)
-	}
-	return data, nil
+	return agentconfig.ReadFile(path, maxConfigBytes, "not an NPD monitor config")
 }
 
 // Parse checks the NPD monitor config data read from file.
