@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -57,18 +56,9 @@ func startControllerWith(t *testing.T, c *cluster.Cluster, dryRun bool) (stop fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	recorder := mgr.GetEventRecorder("nodewarden-controller")
-	metrics := controllers.NewMetrics(prometheus.NewRegistry())
-	r := &controllers.RemediationReconciler{
-		Client:   mgr.GetClient(),
-		Drains:   controllers.NewDrains(kubernetes.NewForConfigOrDie(c.Config), recorder, metrics, log),
-		Recorder: recorder,
-		Metrics:  metrics,
-		DryRun:   dryRun,
-		Clock:    clock.RealClock{},
-		Log:      log,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{
+		Clientset: kubernetes.NewForConfigOrDie(c.Config), Registerer: prometheus.NewRegistry(), DryRun: dryRun, Log: log,
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,7 +6,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -89,18 +88,9 @@ func runController(f *controllerFlags) error {
 	if err != nil {
 		return err
 	}
-	recorder := mgr.GetEventRecorder("nodewarden-controller")
-	metrics := controllers.NewMetrics(ctrlmetrics.Registry)
-	r := &controllers.RemediationReconciler{
-		Client:   mgr.GetClient(),
-		Drains:   controllers.NewDrains(clientset, recorder, metrics, log),
-		Recorder: recorder,
-		Metrics:  metrics,
-		DryRun:   f.dryRun,
-		Clock:    clock.RealClock{},
-		Log:      log.WithName("remediation"),
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{
+		Clientset: clientset, Registerer: ctrlmetrics.Registry, DryRun: f.dryRun, Log: log,
+	}); err != nil {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())

@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -224,17 +223,9 @@ func startRemediationController(t *testing.T, c *cluster.Cluster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recorder := mgr.GetEventRecorder("nodewarden-controller")
-	m := controllers.NewMetrics(prometheus.NewRegistry())
-	r := &controllers.RemediationReconciler{
-		Client:   mgr.GetClient(),
-		Drains:   controllers.NewDrains(kubernetes.NewForConfigOrDie(c.Config), recorder, m, log),
-		Recorder: recorder,
-		Metrics:  m,
-		Clock:    clock.RealClock{},
-		Log:      log,
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{
+		Clientset: kubernetes.NewForConfigOrDie(c.Config), Registerer: prometheus.NewRegistry(), Log: log,
+	}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
