@@ -1,24 +1,19 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 var (
@@ -30,93 +25,6 @@ var (
 
 // noiseLine is what other programs write to the same log: not a host event.
 const noiseLine = "2024-01-09 06:14:44 - INFO - something else wrote here\n"
-
-// agentBinary is a copy of the binary under test: $NODEWARDEN_BIN, else
-// bin/nodewarden (`make build`).
-func agentBinary(tb testing.TB) string {
-	tb.Helper()
-	p := os.Getenv("NODEWARDEN_BIN")
-	if p == "" {
-		p = filepath.Join(cluster.RepoRoot(), "bin", "nodewarden")
-	}
-	src, err := os.ReadFile(p)
-	if err != nil {
-		tb.Fatalf("%v: run `make build` first (or set NODEWARDEN_BIN)", err)
-	}
-	// A copy, so that a `make build` running meanwhile cannot swap it.
-	cp := filepath.Join(tb.TempDir(), "nodewarden")
-	if err := os.WriteFile(cp, src, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	if err := dropPageCache(cp); err != nil {
-		tb.Fatal(err)
-	}
-	return cp
-}
-
-// dropPageCache writes path out and evicts it from the page cache, so the
-// agent starts as on a node that has just pulled its image: its text is read
-// on demand. A file that was just written may sit in the page cache in large
-// folios, which a kernel with large-folio support (6.x, ext4/xfs) maps 2 MiB
-// at a time: that alone added ~8 MiB of VmRSS here.
-func dropPageCache(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	return unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-}
-
-// procStatus reads the kB fields of /proc/pid/status we care about, in bytes.
-func procStatus(pid int) (map[string]int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "VmRSS", "VmHWM", "RssAnon", "RssFile":
-			fields := strings.Fields(v)
-			if len(fields) == 2 && fields[1] == "kB" {
-				n, err := strconv.ParseInt(fields[0], 10, 64)
-				if err == nil {
-					out[k] = n << 10
-				}
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
-// cpuTime is the process's user+system CPU time, from /proc/pid/stat.
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may hold spaces; the fields we want follow its ')'.
-	i := bytes.LastIndexByte(b, ')')
-	fields := strings.Fields(string(b[i+1:]))
-	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
-	st, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / clkTck, nil
-}
 
 type rssSample struct {
 	at              time.Duration // since the phase started
@@ -130,7 +38,7 @@ func sampleRSS(pid int, interval time.Duration, stop <-chan struct{}) []rssSampl
 	defer tick.Stop()
 	var out []rssSample
 	for {
-		if st, err := procStatus(pid); err == nil {
+		if st, err := ProcStatus(pid); err == nil {
 			out = append(out, rssSample{at: time.Since(start), rss: st["VmRSS"], anon: st["RssAnon"], file: st["RssFile"]})
 		}
 		select {
@@ -140,8 +48,6 @@ func sampleRSS(pid int, interval time.Duration, stop <-chan struct{}) []rssSampl
 		}
 	}
 }
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 func maxRSS(s []rssSample) int64 {
 	var m int64
@@ -184,7 +90,7 @@ func timeline(s []rssSample) string {
 	next := time.Duration(0)
 	for _, x := range s {
 		if x.at >= next {
-			fmt.Fprintf(&b, " %ds:%.1f(anon %.1f)", int(x.at.Seconds()), mib(x.rss), mib(x.anon))
+			fmt.Fprintf(&b, " %ds:%.1f(anon %.1f)", int(x.at.Seconds()), MiB(x.rss), MiB(x.anon))
 			next += 5 * time.Second
 		}
 	}
@@ -236,7 +142,7 @@ func appendNoise(tb testing.TB, path string, rate int, stop <-chan struct{}) int
 // in $NODEWARDEN_BENCH_AGENT_LOG if set.
 func BenchmarkAgentRSS(b *testing.B) {
 	c := sharedCluster(b)
-	bin := agentBinary(b)
+	bin := BinaryUnderTest(b)
 	node := fmt.Sprintf("bench-rss-%d", time.Now().UnixNano())
 	createNode(b, c, node)
 	logPath := filepath.Join(b.TempDir(), "host_event.log")
@@ -290,7 +196,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 
 	// Noise.
 	stop = make(chan struct{})
-	cpu0, _ := cpuTime(pid)
+	cpu0, _ := CPUTime(pid)
 	var wg sync.WaitGroup
 	var written int
 	wg.Go(func() { written = appendNoise(b, logPath, *rssRate, stop) })
@@ -299,7 +205,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 	load := sampleRSS(pid, *rssInterval, stop)
 	wg.Wait()
 	loadFor := time.Since(loadStart)
-	cpu1, _ := cpuTime(pid)
+	cpu1, _ := CPUTime(pid)
 
 	// Caught up? The event line comes after all the noise in the file.
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
@@ -316,24 +222,24 @@ func BenchmarkAgentRSS(b *testing.B) {
 	catchUp := time.Since(wrote)
 	b.StopTimer()
 
-	st, err := procStatus(pid)
+	st, err := ProcStatus(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Logf("idle RSS MiB:%s", timeline(idle))
 	b.Logf("load RSS MiB:%s", timeline(load))
 	b.Logf("after: VmRSS %.1f MiB (anon %.1f, file %.1f), VmHWM %.1f MiB; %d noise lines in %.1fs; event after the noise seen in %s",
-		mib(st["VmRSS"]), mib(st["RssAnon"]), mib(st["RssFile"]), mib(st["VmHWM"]), written, loadFor.Seconds(), catchUp.Round(time.Millisecond))
+		MiB(st["VmRSS"]), MiB(st["RssAnon"]), MiB(st["RssFile"]), MiB(st["VmHWM"]), written, loadFor.Seconds(), catchUp.Round(time.Millisecond))
 
 	last := idle[len(idle)-1]
-	b.ReportMetric(mib(last.rss), "idle-MiB")
-	b.ReportMetric(mib(last.anon), "idle-anon-MiB")
-	b.ReportMetric(mib(last.file), "idle-file-MiB")
-	b.ReportMetric(mib(maxRSS(idle)), "idle-max-MiB")
-	b.ReportMetric(mib(medianRSS(load)), "load-steady-MiB")
-	b.ReportMetric(mib(maxRSS(load)), "load-max-MiB")
-	b.ReportMetric(mib(maxAnon(load)), "load-anon-max-MiB")
-	b.ReportMetric(mib(st["VmHWM"]), "hwm-MiB")
+	b.ReportMetric(MiB(last.rss), "idle-MiB")
+	b.ReportMetric(MiB(last.anon), "idle-anon-MiB")
+	b.ReportMetric(MiB(last.file), "idle-file-MiB")
+	b.ReportMetric(MiB(maxRSS(idle)), "idle-max-MiB")
+	b.ReportMetric(MiB(medianRSS(load)), "load-steady-MiB")
+	b.ReportMetric(MiB(maxRSS(load)), "load-max-MiB")
+	b.ReportMetric(MiB(maxAnon(load)), "load-anon-max-MiB")
+	b.ReportMetric(MiB(st["VmHWM"]), "hwm-MiB")
 	b.ReportMetric(float64(written)/loadFor.Seconds(), "noise-lines/s")
 	b.ReportMetric(100*(cpu1-cpu0).Seconds()/loadFor.Seconds(), "load-cpu-%")
 	b.ReportMetric(ms(catchUp), "catchup-ms")

@@ -1,13 +1,11 @@
 package controller
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -29,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/test/bench"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
@@ -265,39 +263,6 @@ func clientKey(name string) client.ObjectKey { return client.ObjectKey{Name: nam
 // ---------------------------------------------------------------------------
 // The controller as a process.
 
-// controllerBinary is a copy of the binary under test: $NODEWARDEN_BIN, else
-// bin/nodewarden (`make build`). A copy, so that a `make build` meanwhile
-// cannot swap it; evicted from the page cache, so that its text is mapped as
-// a freshly pulled image's would be (a file just written can sit in the page
-// cache in large folios, mapped 2 MiB at a time, which inflates RssFile).
-func controllerBinary(b *testing.B) string {
-	b.Helper()
-	p := os.Getenv("NODEWARDEN_BIN")
-	if p == "" {
-		p = filepath.Join(cluster.RepoRoot(), "bin", "nodewarden")
-	}
-	src, err := os.ReadFile(p)
-	if err != nil {
-		b.Fatalf("%v: run `make build` first (or set NODEWARDEN_BIN)", err)
-	}
-	cp := filepath.Join(b.TempDir(), "nodewarden")
-	if err := os.WriteFile(cp, src, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	f, err := os.Open(cp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		b.Fatal(err)
-	}
-	return cp
-}
-
 // proc is a running `nodewarden controller`.
 type proc struct {
 	cmd     *exec.Cmd
@@ -366,47 +331,10 @@ func (p *proc) alive(b *testing.B) {
 	}
 }
 
-// procStatus reads VmRSS, VmHWM, RssAnon and RssFile of pid, in bytes.
-func procStatus(pid int) (map[string]int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "VmRSS", "VmHWM", "RssAnon", "RssFile":
-			fs := strings.Fields(v)
-			if len(fs) == 2 && fs[1] == "kB" {
-				if n, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
-					out[k] = n << 10
-				}
-			}
-		}
-	}
-	return out, sc.Err()
-}
-
-// cpuTime is the process's user+system CPU time, from /proc/pid/stat.
+// cpuTime is the process's CPU time, 0 once it is gone.
 func cpuTime(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(raw), ')')
-	fs := strings.Fields(string(raw[i+1:]))
-	if len(fs) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(fs[11], 10, 64)
-	st, _ := strconv.ParseInt(fs[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+	d, _ := bench.CPUTime(pid)
+	return d
 }
 
 // loadavg is the 1-minute load average: the machine is shared, so every
@@ -423,8 +351,6 @@ func loadavg() float64 {
 	v, _ := strconv.ParseFloat(fs[0], 64)
 	return v
 }
-
-func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 

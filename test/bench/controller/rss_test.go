@@ -18,6 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/test/bench"
 )
 
 var (
@@ -87,7 +88,7 @@ func BenchmarkControllerRSS(b *testing.B) {
 	if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rssNamespace}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	r := &rssEnv{env: e, w: w, bin: controllerBinary(b)}
+	r := &rssEnv{env: e, w: w, bin: bench.BinaryUnderTest(b)}
 	for _, c := range configs {
 		b.Run(fmt.Sprintf("nodes=%d,pods=%d", c.nodes, c.pods), func(b *testing.B) { r.measure(b, ctx, c) })
 	}
@@ -238,7 +239,7 @@ func sample(p *proc, d time.Duration) []rssSample {
 	start := time.Now()
 	var out []rssSample
 	for {
-		if st, err := procStatus(p.pid); err == nil {
+		if st, err := bench.ProcStatus(p.pid); err == nil {
 			out = append(out, rssSample{at: time.Since(start), rss: st["VmRSS"], anon: st["RssAnon"], file: st["RssFile"]})
 		}
 		if time.Since(start) >= d {
@@ -253,7 +254,7 @@ func timeline(s []rssSample) string {
 	next := time.Duration(0)
 	for _, x := range s {
 		if x.at >= next {
-			fmt.Fprintf(&sb, " %ds:%.1f", int(x.at.Seconds()), mib(x.rss))
+			fmt.Fprintf(&sb, " %ds:%.1f", int(x.at.Seconds()), bench.MiB(x.rss))
 			next += 5 * time.Second
 		}
 	}
@@ -280,8 +281,8 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 		b.Fatal(err)
 	}
 	syncFor := time.Since(started)
-	st0, _ := procStatus(p.pid)
-	b.Logf("controller pid %d synced %d nodes in %.1fs: VmRSS %.1f MiB; output in %s", p.pid, c.nodes, syncFor.Seconds(), mib(st0["VmRSS"]), logPath)
+	st0, _ := bench.ProcStatus(p.pid)
+	b.Logf("controller pid %d synced %d nodes in %.1fs: VmRSS %.1f MiB; output in %s", p.pid, c.nodes, syncFor.Seconds(), bench.MiB(st0["VmRSS"]), logPath)
 
 	// Idle.
 	cpu0 := cpuTime(p.pid)
@@ -348,7 +349,7 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 	after := sample(p, *rssAfter)
 	p.alive(b)
 	afterLast := after[len(after)-1]
-	st, err := procStatus(p.pid)
+	st, err := bench.ProcStatus(p.pid)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -359,15 +360,15 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 	cs, ds := sortedCopy(cordon), sortedCopy(drain)
 	b.Logf("%d nodes × %d pods: idle VmRSS %.1f MiB (anon %.1f, file %.1f); after %d triggers VmRSS %.1f MiB (anon %.1f); VmHWM %.1f MiB; "+
 		"cordon p50 %s max %s; drain (%d pods evicted) p50 %s max %s; idle CPU %s in %s; load %.2f→%.2f",
-		c.nodes, c.pods, mib(idleLast.rss), mib(idleLast.anon), mib(idleLast.file), len(cordon), mib(afterLast.rss), mib(afterLast.anon), mib(st["VmHWM"]),
+		c.nodes, c.pods, bench.MiB(idleLast.rss), bench.MiB(idleLast.anon), bench.MiB(idleLast.file), len(cordon), bench.MiB(afterLast.rss), bench.MiB(afterLast.anon), bench.MiB(st["VmHWM"]),
 		percentile(cs, 0.5), cs[len(cs)-1], evicted, percentile(ds, 0.5), ds[len(ds)-1], idleCPU, *rssIdle, load0, load1)
 	b.ReportMetric(syncFor.Seconds(), "sync-s")
-	b.ReportMetric(mib(idleLast.rss), "idle-MiB")
-	b.ReportMetric(mib(idleLast.anon), "idle-anon-MiB")
-	b.ReportMetric(mib(idleMax), "idle-max-MiB")
-	b.ReportMetric(mib(afterLast.rss), "after-MiB")
-	b.ReportMetric(mib(afterLast.anon), "after-anon-MiB")
-	b.ReportMetric(mib(st["VmHWM"]), "hwm-MiB")
+	b.ReportMetric(bench.MiB(idleLast.rss), "idle-MiB")
+	b.ReportMetric(bench.MiB(idleLast.anon), "idle-anon-MiB")
+	b.ReportMetric(bench.MiB(idleMax), "idle-max-MiB")
+	b.ReportMetric(bench.MiB(afterLast.rss), "after-MiB")
+	b.ReportMetric(bench.MiB(afterLast.anon), "after-anon-MiB")
+	b.ReportMetric(bench.MiB(st["VmHWM"]), "hwm-MiB")
 	b.ReportMetric(ms(percentile(cs, 0.5)), "cordon-p50-ms")
 	b.ReportMetric(ms(cs[len(cs)-1]), "cordon-max-ms")
 	b.ReportMetric(percentile(ds, 0.5).Seconds(), "drain-p50-s")
