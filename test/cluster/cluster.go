@@ -65,7 +65,7 @@ type Cluster struct {
 	// Env is the envtest environment behind level 1.
 	Env *envtest.Environment
 
-	procs []*process
+	procs []*Process
 }
 
 // Scheme is the scheme of Cluster.Client: client-go's types and nodewarden's.
@@ -260,12 +260,12 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 	return err
 }
 
-func (c *Cluster) start(ctx context.Context, name, healthURL string, args ...string) (*process, error) {
+func (c *Cluster) start(ctx context.Context, name, healthURL string, args ...string) (*Process, error) {
 	path, err := binary(name)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProcess(c.Dir, name, path, args...)
+	p, err := StartProcess(c.Dir, name, path, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +276,7 @@ func (c *Cluster) start(ctx context.Context, name, healthURL string, args ...str
 // Stop stops every component, newest first, and removes the cluster's files.
 func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].stop()
+		c.procs[i].Stop()
 	}
 	c.procs = nil
 	if c.Env != nil {

@@ -14,33 +14,35 @@ import (
 	"time"
 )
 
-// process is a control-plane component the harness runs itself (envtest only
-// knows etcd and kube-apiserver). Its output goes to a file under the
-// cluster's directory so a failing test can point at it.
-type process struct {
-	name    string
+// Process is a program a test runs beside the control plane: a component
+// envtest does not know (controller-manager, scheduler, kwok), or
+// bin/nodewarden itself. Its output is appended to a log file that a
+// failing test can point at.
+type Process struct {
+	Name    string
+	LogPath string
 	cmd     *exec.Cmd
-	logPath string
 	done    chan struct{}
 	err     error
 }
 
-func startProcess(dir, name, path string, args ...string) (*process, error) {
+// StartProcess runs path with args, its output appended to dir/name.log.
+func StartProcess(dir, name, path string, args ...string) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Pdeathsig: if the test binary dies (a -timeout panic, kill -9), the
-	// kernel kills the component too, so no orphan keeps ports or CPU.
+	// kernel kills the process too, so no orphan keeps ports or CPU.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -49,24 +51,45 @@ func startProcess(dir, name, path string, args ...string) (*process, error) {
 	return p, nil
 }
 
-// stop asks politely, then insists.
-func (p *process) stop() {
+// Exited reports whether the process has ended; Err is then why.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
-		return
+		return true
 	default:
+		return false
+	}
+}
+
+// Err is how the process ended (nil while it runs or after a clean exit).
+func (p *Process) Err() error {
+	if !p.Exited() {
+		return nil
+	}
+	return p.err
+}
+
+// Stop asks politely (SIGTERM), then insists after 10 s.
+func (p *Process) Stop() {
+	if p.Exited() {
+		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+		p.Kill()
 	}
 }
 
+// Kill is kill -9 of the process and its group; it waits until they are gone.
+func (p *Process) Kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // waitHealthy polls url until it answers 200, the process exits, or ctx ends.
-func (p *process) waitHealthy(ctx context.Context, url string) error {
+func (p *Process) waitHealthy(ctx context.Context, url string) error {
 	client := &http.Client{
 		Timeout: 2 * time.Second,
 		// The components serve /healthz on self-signed certificates.
@@ -84,9 +107,9 @@ func (p *process) waitHealthy(ctx context.Context, url string) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited before it was healthy (%w); see %s", p.name, p.err, p.logPath)
+			return fmt.Errorf("%s exited before it was healthy (%w); see %s", p.Name, p.err, p.LogPath)
 		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy at %s: %w; see %s", p.name, url, ctx.Err(), p.logPath)
+			return fmt.Errorf("%s not healthy at %s: %w; see %s", p.Name, url, ctx.Err(), p.LogPath)
 		case <-tick.C:
 		}
 	}

@@ -40,12 +40,12 @@ func TestControllerKilledMidDrain(t *testing.T) {
 		t.Fatal("no pods on kill-1 to drain; the test would prove nothing")
 	}
 
-	first.kill()
+	first.Kill()
 	second := e.startController(t, "controller-2")
 	// The new process takes over once the dead leader's Lease expires.
 	cluster.Eventually(t, time.Minute, func() error {
-		if second.exited() {
-			t.Fatalf("controller-2 exited: %v", second.err)
+		if second.Exited() {
+			t.Fatalf("controller-2 exited: %v", second.Err())
 		}
 		if h := e.leaseHolder(t); h == leader || h == "" {
 			return fmt.Errorf("leader Lease still held by %q", h)

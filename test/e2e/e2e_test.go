@@ -125,7 +125,7 @@ func testAgentRestart(t *testing.T, e *env) {
 	})
 	conditions := agentConditions(e.node(t, node))
 
-	agents[node].kill()
+	agents[node].Kill()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	restarted := e.startAgent(t, node, "--health-probe-bind-address", addr)
 	// Ready: the agent replayed its log and saw the Node match what it wants.

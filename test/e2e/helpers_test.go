@@ -7,13 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,73 +39,21 @@ const (
 
 // proc is a bin/nodewarden process. It dies with the test binary
 // (Pdeathsig) and is stopped when the test that started it ends.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
-}
+type proc = cluster.Process
 
 func startProc(t testing.TB, dir, name string, args ...string) *proc {
 	t.Helper()
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := cluster.StartProcess(dir, name, nodewarden, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nodewarden, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// If the test binary dies (a -timeout panic, kill -9), the kernel kills
-	// the process too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		p.stop()
+		p.Stop()
 		if t.Failed() {
-			t.Logf("last lines of %s (%s):\n%s", name, logPath, tail(logPath, 25))
+			t.Logf("last lines of %s (%s):\n%s", name, p.LogPath, tail(p.LogPath, 25))
 		}
 	})
 	return p
-}
-
-// stop sends SIGTERM, then SIGKILL after 10 s.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.kill()
-	}
-}
-
-// kill is kill -9, and waits until the process is gone.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
 }
 
 func tail(path string, n int) string {
@@ -642,8 +588,8 @@ func waitReadyz(t testing.TB, p *proc, addr string) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
 	cluster.Eventually(t, time.Minute, func() error {
-		if p.exited() {
-			t.Fatalf("%s exited: %v; see %s", p.name, p.err, p.log)
+		if p.Exited() {
+			t.Fatalf("%s exited: %v; see %s", p.Name, p.Err(), p.LogPath)
 		}
 		resp, err := client.Get("http://" + addr + "/readyz")
 		if err != nil {
@@ -651,7 +597,7 @@ func waitReadyz(t testing.TB, p *proc, addr string) {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s /readyz: %s", p.name, resp.Status)
+			return fmt.Errorf("%s /readyz: %s", p.Name, resp.Status)
 		}
 		return nil
 	})
