@@ -64,6 +64,7 @@ type Options struct {
 type Agent struct {
 	opts     Options
 	config   *v1alpha1.AgentConfig // the one in force at start
+	sources  []source.Source       // built from config
 	watcher  *agentconfig.Watcher  // nil without ConfigPath
 	reloads  chan *v1alpha1.AgentConfig
 	writer   *condition.Writer
@@ -108,9 +109,11 @@ func New(opts Options) (*Agent, error) {
 		}
 		a.opts.BootTime = boot
 	}
-	if _, err := newSources(a.config, a.opts); err != nil {
+	srcs, err := newSources(a.config, a.opts)
+	if err != nil {
 		return nil, err
 	}
+	a.sources = srcs
 	return a, nil
 }
 
@@ -175,12 +178,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		wg.Go(func() { _ = a.watcher.Run(ctx) })
 	}
 
-	cfg := a.config
+	srcs := a.sources
 	for {
 		srcCtx, stopSources := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); a.runSources(srcCtx, cfg) }()
-		next, err := a.waitForChange(ctx, errs, cfg)
+		go func() { defer close(done); a.runSources(srcCtx, srcs) }()
+		next, err := a.waitForChange(ctx, errs)
 		stopSources()
 		<-done
 		if next == nil {
@@ -189,13 +192,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		// Sources replay their logs on start, so state is rebuilt under the
 		// new configuration; the writer only writes what actually changed.
 		a.opts.Log.Info("configuration changed; restarting sources")
-		cfg = next
+		srcs = next
 	}
 }
 
-// waitForChange blocks until a usable new configuration arrives (returned),
-// or the agent must stop (nil, and the error if any).
-func (a *Agent) waitForChange(ctx context.Context, errs <-chan error, cur *v1alpha1.AgentConfig) (*v1alpha1.AgentConfig, error) {
+// waitForChange blocks until a usable new configuration arrives (its
+// sources are returned), or the agent must stop (nil, and the error if any).
+func (a *Agent) waitForChange(ctx context.Context, errs <-chan error) ([]source.Source, error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -205,19 +208,17 @@ func (a *Agent) waitForChange(ctx context.Context, errs <-chan error, cur *v1alp
 		case next := <-a.reloads:
 			// The file was valid on its own; it must also fit together
 			// (no condition type claimed twice) before we switch to it.
-			if _, err := newSources(next, a.opts); err != nil {
+			srcs, err := newSources(next, a.opts)
+			if err != nil {
 				a.opts.Log.Error(err, "new configuration not applied; keeping the running one")
 				continue
 			}
-			if next != cur {
-				return next, nil
-			}
+			return srcs, nil
 		}
 	}
 }
 
-func (a *Agent) runSources(ctx context.Context, cfg *v1alpha1.AgentConfig) {
-	srcs, _ := newSources(cfg, a.opts) // checked before cfg was accepted
+func (a *Agent) runSources(ctx context.Context, srcs []source.Source) {
 	out := sink{writer: a.writer, recorder: a.recorder}
 	var wg sync.WaitGroup
 	for _, s := range srcs {
