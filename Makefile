@@ -15,8 +15,9 @@ help: ## Show this help.
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build bin/nodewarden.
+build: ## Build bin/nodewarden (every subcommand) and bin/nodewarden-agent (the agent alone, for the DaemonSet).
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/nodewarden ./cmd/nodewarden
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/nodewarden-agent ./cmd/nodewarden-agent
 
 .PHONY: k8s-bins
 k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm, kustomize, controller-gen (cached).

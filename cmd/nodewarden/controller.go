@@ -10,16 +10,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/controllers"
+	"github.com/nodewarden/nodewarden/internal/serveflags"
 	"github.com/nodewarden/nodewarden/internal/version"
 )
 
 type controllerFlags struct {
-	*serveFlags
+	*serveflags.Flags
 	leaderElect bool
 	dryRun      bool
 }
@@ -34,18 +35,18 @@ func newControllerCommand() *cobra.Command {
 			return runController(f)
 		},
 	}
-	f.serveFlags = addServeFlags(cmd, ":8080", ":8081")
+	f.Flags = serveflags.Add(cmd.Flags(), ":8080", ":8081")
 	cmd.Flags().BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader through a Lease, so that replicas can run side by side")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "decide and report (logs, Events, policy status) but change no Node")
 	return cmd
 }
 
 func runController(f *controllerFlags) error {
-	log := zap.New(zap.UseFlagOptions(f.zap))
+	log := f.Logger()
 	ctrl.SetLogger(log)
 	log.Info("starting", "version", version.String(), "dryRun", f.dryRun)
 
-	restCfg, err := f.restConfig()
+	restCfg, err := f.RESTConfig()
 	if err != nil {
 		return err
 	}
@@ -58,11 +59,11 @@ func runController(f *controllerFlags) error {
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       f.metricsOptions(),
-		HealthProbeBindAddress:        f.healthAddr,
+		Metrics:                       metricsserver.Options{BindAddress: f.MetricsAddr},
+		HealthProbeBindAddress:        f.HealthAddr,
 		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              "nodewarden-controller",
-		LeaderElectionNamespace:       f.namespace,
+		LeaderElectionNamespace:       f.Namespace,
 		LeaderElectionReleaseOnCancel: true,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Nodes are cached, but without what the decision never reads:

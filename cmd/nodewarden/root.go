@@ -1,11 +1,9 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/nodewarden/nodewarden/internal/version"
 )
@@ -30,15 +28,4 @@ func newVersionCommand() *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), version.String())
 		},
 	}
-}
-
-// zapFlags adds controller-runtime's logging flags (--zap-log-level,
-// --zap-encoder, ...) to a long-running command, so both the agent and the
-// controller log the same way.
-func zapFlags(cmd *cobra.Command) *zap.Options {
-	opts := &zap.Options{}
-	fs := flag.NewFlagSet("zap", flag.ContinueOnError)
-	opts.BindFlags(fs)
-	cmd.Flags().AddGoFlagSet(fs)
-	return opts
 }

@@ -22,10 +22,10 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
+	"github.com/nodewarden/nodewarden/internal/agent/apiclient"
 	"github.com/nodewarden/nodewarden/internal/agent/boottime"
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/lease"
@@ -40,7 +40,7 @@ import (
 type Options struct {
 	NodeName  string
 	Namespace string // for the Lease
-	Client    kubernetes.Interface
+	Client    *apiclient.Client
 	// ConfigPath is the AgentConfig file, watched and re-read when it
 	// changes; empty means Config, or the defaults if Config is nil too.
 	ConfigPath string

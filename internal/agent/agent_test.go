@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
@@ -75,7 +74,7 @@ func (e *env) start(cfg *rest.Config) {
 	conf.Default()
 	conf.HostEventLog.Path = ptr.To(e.logPath)
 	conf.HostEventLog.PollInterval = metav1.Duration{Duration: 100 * time.Millisecond}
-	e.run(agent.Options{Client: kubernetes.NewForConfigOrDie(cfg), Config: conf})
+	e.run(agent.Options{Client: cluster.AgentClient(e.t, cfg), Config: conf})
 }
 
 // run runs the agent with opts, filling in the node, namespace and logger.
@@ -339,7 +338,7 @@ func TestAgentConfigReload(t *testing.T) {
 	}
 	writeConfig("")
 	e.appendLine(scheduled)
-	e.run(agent.Options{Client: c.Clientset, ConfigPath: cfgPath})
+	e.run(agent.Options{Client: cluster.AgentClient(t, c.Config), ConfigPath: cfgPath})
 	e.waitCondition("HostEventRebootAfter48", corev1.ConditionTrue, "SystemMaintenanceRebootScheduled", "")
 
 	// An invalid file: reported on the Node, and the agent goes on as before.

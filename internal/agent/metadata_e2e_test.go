@@ -189,7 +189,7 @@ func TestMetadataAWSScheduledRebootDrainsNode(t *testing.T) {
 func runMetadataAgent(t *testing.T, c *cluster.Cluster, node string, cfg *v1alpha1.AgentConfig) {
 	t.Helper()
 	log := testr.New(t)
-	client := kubernetes.NewForConfigOrDie(c.Config)
+	client := cluster.AgentClient(t, c.Config)
 	src, err := metadata.New(cfg, metadata.Options{
 		BootTime:  time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
 		NodeState: metadata.NodeStateFromAPI(client, node),

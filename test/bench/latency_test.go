@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -83,7 +82,7 @@ func startLatencyEnv(b *testing.B, c *cluster.Cluster) (*latencyEnv, error) {
 	conf.HostEventLog.Path = ptr.To(path)
 	boot, _ := time.Parse(time.RFC3339, benchBootTime)
 	a, err := agent.New(agent.Options{
-		NodeName: node, Namespace: agentNamespace, Client: kubernetes.NewForConfigOrDie(c.Config), Config: conf,
+		NodeName: node, Namespace: agentNamespace, Client: cluster.AgentClient(b, c.Config), Config: conf,
 		BootTime: boot, Metrics: metrics.New(prometheus.NewRegistry()),
 		Log: zap.New(zap.WriteTo(io.Discard)),
 	})

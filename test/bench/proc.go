@@ -17,23 +17,23 @@ import (
 )
 
 // BinaryUnderTest is a copy of the binary to measure: $NODEWARDEN_BIN, else
-// bin/nodewarden (`make build`). A copy, so that a `make build` running
+// bin/<name> (`make build`), under the same base name. A copy, so that a `make build` running
 // meanwhile cannot swap it; evicted from the page cache, so that its text is
 // read on demand as on a node that has just pulled its image. A file that
 // was just written may sit in the page cache in large folios, which a kernel
 // with large-folio support (6.x, ext4/xfs) maps 2 MiB at a time: that alone
 // added ~8 MiB of VmRSS here.
-func BinaryUnderTest(tb testing.TB) string {
+func BinaryUnderTest(tb testing.TB, name string) string {
 	tb.Helper()
 	p := os.Getenv("NODEWARDEN_BIN")
 	if p == "" {
-		p = filepath.Join(cluster.RepoRoot(), "bin", "nodewarden")
+		p = filepath.Join(cluster.RepoRoot(), "bin", name)
 	}
 	src, err := os.ReadFile(p)
 	if err != nil {
 		tb.Fatalf("%v: run `make build` first (or set NODEWARDEN_BIN)", err)
 	}
-	cp := filepath.Join(tb.TempDir(), "nodewarden")
+	cp := filepath.Join(tb.TempDir(), filepath.Base(p))
 	if err := os.WriteFile(cp, src, 0o755); err != nil {
 		tb.Fatal(err)
 	}

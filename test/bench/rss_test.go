@@ -130,19 +130,20 @@ func appendNoise(tb testing.TB, path string, rate int, stop <-chan struct{}) int
 	}
 }
 
-// BenchmarkAgentRSS runs the real binary (`make build` → bin/nodewarden)
-// against the level-1 control plane and samples its VmRSS: idle for
+// BenchmarkAgentRSS runs the real binary the DaemonSet runs (`make build` →
+// bin/nodewarden-agent) against the level-1 control plane and samples its VmRSS: idle for
 // -rss.idle, then while -rss.rate noise lines per second are appended to its
 // host event log for -rss.load. It then appends one event line and checks the
 // agent turns it into a condition, so the agent did keep up with the noise.
 //
-// It measures once whatever b.N is. Extra environment for the agent only
+// NODEWARDEN_BIN=bin/nodewarden measures `nodewarden agent` in the full
+// binary instead, for comparison. It measures once whatever b.N is. Extra environment for the agent only
 // (e.g. GODEBUG=gctrace=1 or GOMEMLIMIT=20MiB) goes in
 // $NODEWARDEN_BENCH_AGENT_ENV, space-separated; the agent's output is kept
 // in $NODEWARDEN_BENCH_AGENT_LOG if set.
 func BenchmarkAgentRSS(b *testing.B) {
 	c := sharedCluster(b)
-	bin := BinaryUnderTest(b)
+	bin := BinaryUnderTest(b, "nodewarden-agent")
 	node := fmt.Sprintf("bench-rss-%d", time.Now().UnixNano())
 	createNode(b, c, node)
 	logPath := filepath.Join(b.TempDir(), "host_event.log")
@@ -159,8 +160,12 @@ func BenchmarkAgentRSS(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer out.Close()
-	cmd := exec.Command(bin, "agent", "--node-name", node, "--kubeconfig", c.Kubeconfig, "--host-event-log", logPath,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+	args := []string{"--node-name", node, "--kubeconfig", c.Kubeconfig, "--host-event-log", logPath,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}
+	if filepath.Base(bin) == "nodewarden" {
+		args = append([]string{"agent"}, args...)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("NODEWARDEN_BENCH_AGENT_ENV"))...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

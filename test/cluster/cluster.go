@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	nodewardenv1alpha1 "github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/agent/apiclient"
 )
 
 // KwokNodeAnnotation marks the nodes kwok simulates a kubelet for.
@@ -339,4 +340,15 @@ func (c *Cluster) AddNode(ctx context.Context, name string, opts NodeOptions) (*
 		return nil, fmt.Errorf("node %s never became Ready (is kwok running? this needs StartFull): %w", name, err)
 	}
 	return created, nil
+}
+
+// AgentClient is the agent's own API client (internal/agent/apiclient) for
+// cfg, so a test runs the agent's parts with the credentials it chooses.
+func AgentClient(t testing.TB, cfg *rest.Config) *apiclient.Client {
+	t.Helper()
+	client, err := apiclient.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
 }

@@ -90,13 +90,18 @@ func agentClient(t *testing.T, c *cluster.Cluster, ns, sa, node string) (kuberne
 	return tokenClient(t, c, tr.Status.Token), tr.Status.Token
 }
 
-func tokenClient(t *testing.T, c *cluster.Cluster, token string) kubernetes.Interface {
-	t.Helper()
+// tokenConfig is a client configuration that authenticates with token only.
+func tokenConfig(c *cluster.Cluster, token string) *rest.Config {
 	cfg := rest.AnonymousClientConfig(c.Config)
 	cfg.BearerToken = token
 	// Fail fast: a denied request is the expected answer, not worth retrying.
 	cfg.QPS, cfg.Burst = 100, 200
-	cs, err := kubernetes.NewForConfig(cfg)
+	return cfg
+}
+
+func tokenClient(t *testing.T, c *cluster.Cluster, token string) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(tokenConfig(c, token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,16 +217,17 @@ func checkAgentConfinement(t *testing.T, c *cluster.Cluster, ns, sa string) {
 
 	// What the agent does: the real condition writer, heartbeat and event
 	// recorder, with the agent's token.
-	writer := condition.NewWriter(agent, nodeA, logr.Discard(), nil)
+	agentAPI := cluster.AgentClient(t, tokenConfig(c, token))
+	writer := condition.NewWriter(agentAPI, nodeA, logr.Discard(), nil)
 	writer.Set(condition.Want{Type: "HostEventRebootAfter48", Status: corev1.ConditionTrue, Reason: "SystemMaintenanceRebootScheduled",
 		Message: "SystemMaintenance.Reboot is Scheduled, not before 2030-01-10T02:00:00Z"})
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() { _ = writer.Run(runCtx) }()
-	recorder := nodeevent.NewRecorder(agent, nodeA, logr.Discard(), nil)
+	recorder := nodeevent.NewRecorder(agentAPI, nodeA, logr.Discard(), nil)
 	recorder.Record(nodeevent.Event{Key: "install-test", Type: corev1.EventTypeWarning, Reason: "InstanceFailureReboot", Message: "test"})
 	go recorder.Run(runCtx)
-	hb := &lease.Heartbeat{Client: agent, Namespace: ns, Node: nodeA, Interval: time.Hour, Duration: 4 * time.Hour, Log: logr.Discard()}
+	hb := &lease.Heartbeat{Client: agentAPI, Namespace: ns, Node: nodeA, Interval: time.Hour, Duration: 4 * time.Hour, Log: logr.Discard()}
 	go hb.Run(runCtx)
 	cluster.Eventually(t, 30*time.Second, func() error {
 		n, err := c.Clientset.CoreV1().Nodes().Get(ctx, nodeA, metav1.GetOptions{})

@@ -11,11 +11,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
+	"github.com/nodewarden/nodewarden/internal/agent/apiclient"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 )
 
@@ -33,7 +34,7 @@ type Want struct {
 // written when it comes back, because the writer always converges on the
 // latest desired state rather than replaying a queue of changes.
 type Writer struct {
-	client   kubernetes.Interface
+	client   *apiclient.Client
 	nodeName string
 	log      logr.Logger
 	metrics  *metrics.Agent
@@ -47,7 +48,7 @@ type Writer struct {
 }
 
 // NewWriter returns a writer for node. Nothing is written until Set is called.
-func NewWriter(client kubernetes.Interface, node string, log logr.Logger, m *metrics.Agent) *Writer {
+func NewWriter(client *apiclient.Client, node string, log logr.Logger, m *metrics.Agent) *Writer {
 	return &Writer{
 		client:   client,
 		nodeName: node,
@@ -108,21 +109,17 @@ func (w *Writer) Run(ctx context.Context) error {
 		w.log.Info("not allowed to watch nodes; reading the Node every "+pollInterval.String()+" instead", "node", w.nodeName)
 		return w.runPolling(ctx)
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(w.client, 0,
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.nodeName).String()
-		}))
-	nodes := factory.Core().V1().Nodes()
 	// A change by anyone (kubelet, a human removing our condition) wakes the
 	// writer, so the Node converges back to the desired state.
-	if _, err := nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { w.poke() },
-		UpdateFunc: func(any, any) { w.poke() },
-	}); err != nil {
-		return err
-	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	store, informer := cache.NewInformerWithOptions(cache.InformerOptions{
+		ListerWatcher: w.ownNode(),
+		ObjectType:    &corev1.Node{},
+		Handler: cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { w.poke() },
+			UpdateFunc: func(any, any) { w.poke() },
+		},
+	})
+	go informer.RunWithContext(ctx)
 
 	backoff := newBackoff()
 	var retry <-chan time.Time
@@ -134,18 +131,18 @@ func (w *Writer) Run(ctx context.Context) error {
 		case <-retry:
 		}
 		retry = nil
-		if !nodes.Informer().HasSynced() {
+		if !informer.HasSynced() {
 			retry = time.After(100 * time.Millisecond)
 			continue
 		}
-		node, err := nodes.Lister().Get(w.nodeName)
-		if apierrors.IsNotFound(err) {
-			continue // the informer wakes us when the Node appears
-		}
+		obj, exists, err := store.GetByKey(w.nodeName)
 		if err != nil {
 			return err
 		}
-		if err := w.sync(ctx, node); err != nil {
+		if !exists {
+			continue // the informer wakes us when the Node appears
+		}
+		if err := w.sync(ctx, obj.(*corev1.Node)); err != nil {
 			delay := backoff.next()
 			w.log.Error(err, "writing node conditions failed; retrying", "node", w.nodeName, "retryIn", delay)
 			retry = time.After(delay)
@@ -155,10 +152,25 @@ func (w *Writer) Run(ctx context.Context) error {
 	}
 }
 
+// ownNode lists and watches the agent's Node and nothing else.
+func (w *Writer) ownNode() *cache.ListWatch {
+	selector := fields.OneTermEqualSelector("metadata.name", w.nodeName).String()
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = selector
+			return w.client.ListNodes(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = selector
+			return w.client.WatchNodes(ctx, opts)
+		},
+	}
+}
+
 // watchForbidden asks the API server whether the agent may list its Node.
 // Any answer other than Forbidden (including no answer) means watch.
 func (w *Writer) watchForbidden(ctx context.Context) bool {
-	_, err := w.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{
+	_, err := w.client.ListNodes(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", w.nodeName).String(),
 	})
 	return apierrors.IsForbidden(err)
@@ -180,7 +192,7 @@ func (w *Writer) runPolling(ctx context.Context) error {
 		case <-retry:
 		}
 		retry = nil
-		node, err := w.client.CoreV1().Nodes().Get(ctx, w.nodeName, metav1.GetOptions{})
+		node, err := w.client.GetNode(ctx, w.nodeName, metav1.GetOptions{})
 		if err == nil {
 			err = w.sync(ctx, node)
 		}
@@ -201,7 +213,7 @@ func (w *Writer) sync(ctx context.Context, node *corev1.Node) error {
 		return nil
 	}
 	start := time.Now()
-	_, err := w.client.CoreV1().Nodes().PatchStatus(ctx, w.nodeName, body)
+	err := w.client.PatchNodeStatus(ctx, w.nodeName, body)
 	w.metrics.ObserveAPI("patch_node_status", start, err)
 	if err != nil {
 		return err

@@ -12,9 +12,9 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/nodewarden/nodewarden/internal/agent/apiclient"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 )
 
@@ -23,7 +23,7 @@ func Name(node string) string { return "nodewarden-agent-" + node }
 
 // Heartbeat renews the agent's Lease.
 type Heartbeat struct {
-	Client    kubernetes.Interface
+	Client    *apiclient.Client
 	Namespace string
 	Node      string
 	// Interval between renewals; Duration is what the Lease promises (a
@@ -65,30 +65,27 @@ func (h *Heartbeat) renew(ctx context.Context) error {
 }
 
 func (h *Heartbeat) apply(ctx context.Context) error {
-	leases := h.Client.CoordinationV1().Leases(h.Namespace)
 	now := metav1.NewMicroTime(time.Now())
 	spec := coordinationv1.LeaseSpec{
 		HolderIdentity:       ptr.To(h.Node),
 		LeaseDurationSeconds: ptr.To(int32(h.Duration / time.Second)),
 		RenewTime:            &now,
 	}
-	lease, err := leases.Get(ctx, Name(h.Node), metav1.GetOptions{})
+	lease, err := h.Client.GetLease(ctx, h.Namespace, Name(h.Node))
 	if apierrors.IsNotFound(err) {
 		spec.AcquireTime = &now
-		_, err = leases.Create(ctx, &coordinationv1.Lease{
+		return h.Client.CreateLease(ctx, &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{
 				Name: Name(h.Node), Namespace: h.Namespace,
 				Labels: map[string]string{"app.kubernetes.io/name": "nodewarden", "app.kubernetes.io/component": "agent"},
 			},
 			Spec: spec,
-		}, metav1.CreateOptions{})
-		return err
+		})
 	}
 	if err != nil {
 		return err
 	}
 	spec.AcquireTime = lease.Spec.AcquireTime
 	lease.Spec = spec
-	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
-	return err
+	return h.Client.UpdateLease(ctx, lease)
 }

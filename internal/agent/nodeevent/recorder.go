@@ -21,8 +21,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/nodewarden/nodewarden/internal/agent/apiclient"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 )
 
@@ -47,7 +47,7 @@ type Event struct {
 
 // Recorder creates Events on one Node.
 type Recorder struct {
-	client   kubernetes.Interface
+	client   *apiclient.Client
 	nodeName string
 	log      logr.Logger
 	metrics  *metrics.Agent
@@ -58,7 +58,7 @@ type Recorder struct {
 }
 
 // NewRecorder returns a recorder for node; call Run to deliver.
-func NewRecorder(client kubernetes.Interface, node string, log logr.Logger, m *metrics.Agent) *Recorder {
+func NewRecorder(client *apiclient.Client, node string, log logr.Logger, m *metrics.Agent) *Recorder {
 	return &Recorder{client: client, nodeName: node, log: log.WithName("events"), metrics: m, wake: make(chan struct{}, 1)}
 }
 
@@ -142,7 +142,7 @@ func (r *Recorder) create(ctx context.Context, e Event) error {
 		Count:               1,
 	}
 	start := time.Now()
-	_, err := r.client.CoreV1().Events(Namespace).Create(ctx, ev, metav1.CreateOptions{})
+	err := r.client.CreateEvent(ctx, ev)
 	if apierrors.IsAlreadyExists(err) {
 		err = nil
 	}

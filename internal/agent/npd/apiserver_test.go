@@ -74,8 +74,8 @@ func TestNPDMonitorsOnAPIServer(t *testing.T) {
 		runCtx, cancel := context.WithCancel(context.Background())
 		log := testr.New(t)
 		sink := apiSink{
-			writer:   condition.NewWriter(c.Clientset, node, log, nil),
-			recorder: nodeevent.NewRecorder(c.Clientset, node, log, nil),
+			writer:   condition.NewWriter(cluster.AgentClient(t, c.Config), node, log, nil),
+			recorder: nodeevent.NewRecorder(cluster.AgentClient(t, c.Config), node, log, nil),
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() { _ = sink.writer.Run(runCtx) })

@@ -13,7 +13,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
@@ -53,7 +52,7 @@ func TestNPDServiceAccountRBACIsEnough(t *testing.T) {
 	}
 	cfg := rest.AnonymousClientConfig(c.Config)
 	cfg.BearerToken = tok.Status.Token
-	npdClient := kubernetes.NewForConfigOrDie(cfg)
+	npdClient := cluster.AgentClient(t, cfg)
 
 	opts := testOptions(t)
 	hostLog := filepath.Join(t.TempDir(), "host_event.log")

@@ -85,7 +85,7 @@ func BenchmarkConditionToCordon(b *testing.B) {
 		startInProcess(b, e.c.Config, *cordonQPS, logPath)
 		b.Logf("controller in-process, client QPS %v", *cordonQPS)
 	} else {
-		p := startController(b, bench.BinaryUnderTest(b), e.c.Kubeconfig, logPath)
+		p := startController(b, bench.BinaryUnderTest(b, "nodewarden"), e.c.Kubeconfig, logPath)
 		pid = p.pid
 		b.Logf("controller pid %d, output in %s", pid, logPath)
 	}

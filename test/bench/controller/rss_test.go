@@ -88,7 +88,7 @@ func BenchmarkControllerRSS(b *testing.B) {
 	if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rssNamespace}}, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	r := &rssEnv{env: e, w: w, bin: bench.BinaryUnderTest(b)}
+	r := &rssEnv{env: e, w: w, bin: bench.BinaryUnderTest(b, "nodewarden")}
 	for _, c := range configs {
 		b.Run(fmt.Sprintf("nodes=%d,pods=%d", c.nodes, c.pods), func(b *testing.B) { r.measure(b, ctx, c) })
 	}

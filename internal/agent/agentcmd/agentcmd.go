@@ -1,0 +1,204 @@
+// Package agentcmd is the `nodewarden agent` command: its flags, logging,
+// the /metrics, /healthz and /readyz endpoints, and the signal that stops it.
+//
+// Two executables run it: bin/nodewarden as the `agent` subcommand, and
+// bin/nodewarden-agent, the same command without the controller and the
+// converters linked in, which the DaemonSet runs to keep the agent's memory
+// small (docs/architecture.md, "Two executables"). So this package must not
+// import cobra, controller-runtime's manager or client-go's generated
+// clientset; cmd/nodewarden-agent's test checks that.
+package agentcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/agent"
+	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
+	"github.com/nodewarden/nodewarden/internal/agent/apiclient"
+	"github.com/nodewarden/nodewarden/internal/agent/metrics"
+	"github.com/nodewarden/nodewarden/internal/serveflags"
+	"github.com/nodewarden/nodewarden/internal/version"
+)
+
+// Short is the one-line description of the command.
+const Short = "Run on a node: read host events and keep the node's conditions true"
+
+type flags struct {
+	*serveflags.Flags
+	nodeName     string
+	configPath   string
+	hostEventLog string
+	npdConfigs   []string
+	bootTime     string
+}
+
+func newFlagSet(name string, out io.Writer) (*pflag.FlagSet, *flags) {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(out)
+	f := &flags{Flags: serveflags.Add(fs, ":8080", ":8081")}
+	fs.StringVar(&f.nodeName, "node-name", serveflags.EnvOr("NODE_NAME", ""), "the node this agent runs on; default $NODE_NAME")
+	fs.StringVar(&f.configPath, "config", "", "AgentConfig file (re-read when it changes); default: built-in defaults")
+	fs.StringVar(&f.hostEventLog, "host-event-log", v1alpha1.DefaultHostEventLogPath, "host event log to follow, overriding the config file; '' turns the source off")
+	fs.StringSliceVar(&f.npdConfigs, "npd-config", nil, "node-problem-detector monitor configs (JSON), comma-separated")
+	fs.StringVar(&f.bootTime, "boot-time", "", "node boot time (RFC3339), overriding /proc/stat; for tests and demos")
+	_ = fs.MarkHidden("boot-time")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "%s\n\nUsage:\n  %s [flags]\n\nFlags:\n%s", Short, name, fs.FlagUsages())
+	}
+	return fs, f
+}
+
+// Main runs the command with args (without the program name) and returns the
+// process exit code. name is how the user called it, for the usage text.
+func Main(name string, args []string) int {
+	if err := Run(context.Background(), name, args, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return 1
+	}
+	return 0
+}
+
+// Run parses args and runs the agent until ctx ends or the process gets
+// SIGTERM or SIGINT. -h prints the usage and returns nil.
+func Run(ctx context.Context, name string, args []string, out io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	fs, f := newFlagSet(name, out)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see %s --help)", fs.Args(), name)
+	}
+	var bootTime time.Time
+	if f.bootTime != "" {
+		t, err := time.Parse(time.RFC3339, f.bootTime)
+		if err != nil {
+			return fmt.Errorf("--boot-time: %w", err)
+		}
+		bootTime = t
+	}
+
+	log := f.Logger()
+	klog.SetLogger(log) // client-go's own messages (watch errors, ...) in the same format
+	log.Info("starting", "version", version.String(), "node", f.nodeName)
+
+	restCfg, err := f.RESTConfig()
+	if err != nil {
+		return err
+	}
+	client, err := apiclient.New(restCfg)
+	if err != nil {
+		return err
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var cfgMetrics *agentconfig.Metrics
+	if f.configPath != "" {
+		if cfgMetrics, err = agentconfig.NewMetrics(registry); err != nil {
+			return err
+		}
+	}
+	a, err := agent.New(agent.Options{
+		NodeName: f.nodeName, Namespace: f.Namespace, Client: client,
+		ConfigPath: f.configPath, ConfigMetrics: cfgMetrics,
+		// Flags given on the command line win over the file, on every reload too.
+		Override: func(c *v1alpha1.AgentConfig) {
+			if fs.Changed("host-event-log") {
+				c.HostEventLog.Path = ptr.To(f.hostEventLog)
+			}
+			if fs.Changed("npd-config") {
+				c.NPDConfigs = f.npdConfigs
+			}
+		},
+		BootTime: bootTime, Metrics: metrics.New(registry), Registerer: registry, Log: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{Registry: registry}))
+	probeMux := http.NewServeMux()
+	probeMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	probeMux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.Ready() {
+			http.Error(w, "conditions not yet written to the Node", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{}, 2)
+	for _, s := range []struct {
+		what, addr string
+		handler    http.Handler
+	}{{"metrics", f.MetricsAddr, metricsMux}, {"probes", f.HealthAddr, probeMux}} {
+		if s.addr == serveflags.Off {
+			done <- struct{}{}
+			continue
+		}
+		l, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			return fmt.Errorf("%s endpoint: %w", s.what, err)
+		}
+		log.Info("serving", "endpoint", s.what, "address", l.Addr().String())
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if err := serve(ctx, l, s.handler, log); err != nil {
+				cancel(fmt.Errorf("%s endpoint: %w", s.what, err))
+			}
+		}()
+	}
+	err = a.Run(ctx)
+	cancel(nil)
+	<-done
+	<-done
+	if cause := context.Cause(ctx); err == nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	log.Info("stopped")
+	return err
+}
+
+// serve serves l until ctx ends, then gives requests in flight a few
+// seconds to finish.
+func serve(ctx context.Context, l net.Listener, h http.Handler, log logr.Logger) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errs := make(chan error, 1)
+	go func() { errs <- srv.Serve(l) }()
+	select {
+	case err := <-errs:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		log.Error(err, "stopping an HTTP endpoint")
+	}
+	return nil
+}

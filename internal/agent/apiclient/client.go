@@ -1,0 +1,139 @@
+// Package apiclient is the agent's Kubernetes client: the few calls it makes
+// on its own Node, its Events and its Lease, over a REST client whose scheme
+// holds core/v1 and coordination/v1 only.
+//
+// The agent runs on every node, so its memory is multiplied by the size of
+// the cluster. client-go's generated clientset registers all of Kubernetes'
+// API groups at start-up, and that alone costs the process more than the
+// agent's whole budget (measured in docs/performance.md). Nothing the agent
+// links may import it: not this package, not the agent's packages, not
+// cmd/nodewarden-agent. A test in this package keeps it that way.
+package apiclient
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+)
+
+var (
+	scheme         = runtime.NewScheme()
+	codecs         = serializer.NewCodecFactory(scheme)
+	parameterCodec = runtime.NewParameterCodec(scheme)
+)
+
+func init() {
+	// Both register metav1's options and Status in their group-version too.
+	if err := corev1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+	if err := coordinationv1.AddToScheme(scheme); err != nil {
+		panic(err)
+	}
+}
+
+// Client makes the agent's API calls. It is safe for concurrent use.
+type Client struct {
+	core         rest.Interface // /api/v1
+	coordination rest.Interface // /apis/coordination.k8s.io/v1
+}
+
+// New returns a Client for cfg. The two REST clients share one HTTP client
+// and one client-side rate limit (cfg.QPS, cfg.Burst).
+func New(cfg *rest.Config) (*Client, error) {
+	base := rest.CopyConfig(cfg)
+	if base.UserAgent == "" {
+		base.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	if base.RateLimiter == nil && base.QPS > 0 {
+		base.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(base.QPS, base.Burst)
+	}
+	base.NegotiatedSerializer = codecs.WithoutConversion()
+	httpClient, err := rest.HTTPClientFor(base)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	restClient := func(apiPath string, gv *schema.GroupVersion) (rest.Interface, error) {
+		c := rest.CopyConfig(base)
+		c.APIPath, c.GroupVersion = apiPath, gv
+		return rest.RESTClientForConfigAndClient(c, httpClient)
+	}
+	core, err := restClient("/api", &corev1.SchemeGroupVersion)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	coordination, err := restClient("/apis", &coordinationv1.SchemeGroupVersion)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return &Client{core: core, coordination: coordination}, nil
+}
+
+// GetNode reads a Node. ResourceVersion "0" in opts reads the API server's
+// watch cache instead of etcd.
+func (c *Client) GetNode(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Node, error) {
+	node := &corev1.Node{}
+	err := c.core.Get().Resource("nodes").Name(name).VersionedParams(&opts, parameterCodec).Do(ctx).Into(node)
+	return node, err
+}
+
+// ListNodes lists Nodes; the agent always passes a field selector for its own.
+func (c *Client) ListNodes(ctx context.Context, opts metav1.ListOptions) (*corev1.NodeList, error) {
+	var timeout time.Duration
+	if opts.TimeoutSeconds != nil {
+		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
+	}
+	list := &corev1.NodeList{}
+	err := c.core.Get().Resource("nodes").VersionedParams(&opts, parameterCodec).Timeout(timeout).Do(ctx).Into(list)
+	return list, err
+}
+
+// WatchNodes watches Nodes.
+func (c *Client) WatchNodes(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	var timeout time.Duration
+	if opts.TimeoutSeconds != nil {
+		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
+	}
+	opts.Watch = true
+	return c.core.Get().Resource("nodes").VersionedParams(&opts, parameterCodec).Timeout(timeout).Watch(ctx)
+}
+
+// PatchNodeStatus sends a strategic-merge patch to a Node's status.
+func (c *Client) PatchNodeStatus(ctx context.Context, name string, patch []byte) error {
+	return c.core.Patch(types.StrategicMergePatchType).Resource("nodes").Name(name).SubResource("status").
+		Body(patch).Do(ctx).Error()
+}
+
+// CreateEvent creates a core/v1 Event in its namespace.
+func (c *Client) CreateEvent(ctx context.Context, ev *corev1.Event) error {
+	return c.core.Post().Namespace(ev.Namespace).Resource("events").Body(ev).Do(ctx).Error()
+}
+
+// GetLease reads a Lease.
+func (c *Client) GetLease(ctx context.Context, namespace, name string) (*coordinationv1.Lease, error) {
+	lease := &coordinationv1.Lease{}
+	err := c.coordination.Get().Namespace(namespace).Resource("leases").Name(name).Do(ctx).Into(lease)
+	return lease, err
+}
+
+// CreateLease creates a Lease in its namespace.
+func (c *Client) CreateLease(ctx context.Context, lease *coordinationv1.Lease) error {
+	return c.coordination.Post().Namespace(lease.Namespace).Resource("leases").Body(lease).Do(ctx).Error()
+}
+
+// UpdateLease replaces a Lease; its resourceVersion makes the update
+// conditional.
+func (c *Client) UpdateLease(ctx context.Context, lease *coordinationv1.Lease) error {
+	return c.coordination.Put().Namespace(lease.Namespace).Resource("leases").Name(lease.Name).Body(lease).Do(ctx).Error()
+}
