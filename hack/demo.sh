@@ -6,7 +6,7 @@
 #
 # The demo runs the level-2 local control plane of test/cluster (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok with 5
-# simulated nodes), `bin/nodewarden controller`, and one `bin/nodewarden agent`
+# simulated nodes), `bin/nodewarden controller`, and one `bin/nodewarden-agent`
 # per node, each following its own host event log, all as local background
 # processes that outlive this script. Their pid files, logs, host event logs
 # and the kubeconfig are in one state directory:
@@ -189,7 +189,7 @@ up() {
 
 	say "Building what is missing"
 	local missing=0 b
-	for b in nodewarden etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages; do
+	for b in nodewarden nodewarden-agent etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages; do
 		[[ -e $BIN/$b ]] || missing=1
 	done
 	((missing == 0)) || make -s k8s-bins build
@@ -271,7 +271,7 @@ spec:
     matchLabels: {app: web}
 EOF
 
-	say "Starting bin/nodewarden controller and one bin/nodewarden agent per node"
+	say "Starting bin/nodewarden controller and one bin/nodewarden-agent per node"
 	start controller "$BIN/nodewarden" controller --kubeconfig "$STATE/kubeconfig" --namespace "$SYSTEM_NS" \
 		--leader-elect --metrics-bind-address 0 --health-probe-bind-address 0
 	echo "    controller  pid $(<"$STATE/run/controller.pid")  log $STATE/logs/controller.log"
@@ -279,7 +279,7 @@ EOF
 		local node=node-$i
 		mkdir -p "$STATE/nodes/$node"
 		: >"$STATE/nodes/$node/host_event.log"
-		start "agent-$node" "$BIN/nodewarden" agent --node-name "$node" --kubeconfig "$STATE/kubeconfig" --namespace "$SYSTEM_NS" \
+		start "agent-$node" "$BIN/nodewarden-agent" --node-name "$node" --kubeconfig "$STATE/kubeconfig" --namespace "$SYSTEM_NS" \
 			--host-event-log "$STATE/nodes/$node/host_event.log" --metrics-bind-address 0 --health-probe-bind-address 0
 		echo "    agent $node pid $(<"$STATE/run/agent-$node.pid")  follows $STATE/nodes/$node/host_event.log"
 	done

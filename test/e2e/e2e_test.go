@@ -104,9 +104,11 @@ func testStory(t *testing.T, e *env) {
 	}
 }
 
-// testAgentRestart kills an agent with -9 and starts it again: it replays its
-// log and finds the Node as it left it, so it makes no transition and
-// records no Event twice.
+// testAgentRestart kills an agent (nodewarden-agent, as the DaemonSet runs
+// it) with -9 and starts it again as `nodewarden agent`: it replays its log
+// and finds the Node as it left it, so it makes no transition and records no
+// Event twice; both executables are the same agent. It then checks the
+// restarted agent's endpoints and that SIGTERM stops it cleanly.
 func testAgentRestart(t *testing.T, e *env) {
 	agents := e.addNodes(t, "restart", "restart-1")
 	const node = "restart-1"
@@ -127,7 +129,9 @@ func testAgentRestart(t *testing.T, e *env) {
 
 	agents[node].Kill()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	restarted := e.startAgent(t, node, "--health-probe-bind-address", addr)
+	metricsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	restarted := startProc(t, e.dir, "agent-subcommand-"+node, nodewarden,
+		append([]string{"agent"}, e.agentArgs(node, "--health-probe-bind-address", addr, "--metrics-bind-address", metricsAddr)...)...)
 	// Ready: the agent replayed its log and saw the Node match what it wants.
 	waitReadyz(t, restarted, addr)
 	// A new line after the restart: once its Event exists, every Event the
@@ -156,6 +160,18 @@ func testAgentRestart(t *testing.T, e *env) {
 				t.Errorf("event %s (%s) was recorded again: count %d -> %d", b.Name, b.Reason, b.Count, a.Count)
 			}
 		}
+	}
+	for path, want := range map[string]string{
+		addr + "/healthz":        "ok",
+		metricsAddr + "/metrics": `nodewarden_agent_host_events_total{status="Executed",type="SystemFailure.Reboot"} 1`,
+	} {
+		if body := httpGet(t, "http://"+path); !strings.Contains(body, want) {
+			t.Errorf("GET %s does not contain %q:\n%s", path, want, body)
+		}
+	}
+	restarted.Stop()
+	if err := restarted.Err(); err != nil {
+		t.Errorf("the agent did not exit cleanly on SIGTERM: %v; see %s", err, restarted.LogPath)
 	}
 }
 

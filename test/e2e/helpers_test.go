@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -37,13 +38,13 @@ const (
 	rebootEvent     = "SystemMaintenance.Reboot"
 )
 
-// proc is a bin/nodewarden process. It dies with the test binary
+// proc is a nodewarden or nodewarden-agent process. It dies with the test binary
 // (Pdeathsig) and is stopped when the test that started it ends.
 type proc = cluster.Process
 
-func startProc(t testing.TB, dir, name string, args ...string) *proc {
+func startProc(t testing.TB, dir, name, exe string, args ...string) *proc {
 	t.Helper()
-	p, err := cluster.StartProcess(dir, name, nodewarden, args...)
+	p, err := cluster.StartProcess(dir, name, exe, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,18 +117,23 @@ func (e *env) addNodesWith(t *testing.T, pool string, extra func(node string) []
 
 func (e *env) hostLog(node string) string { return filepath.Join(e.dir, node+".host_event.log") }
 
-// startAgent runs `nodewarden agent` for node; extra flags are appended.
+// startAgent runs nodewarden-agent for node, as the DaemonSet does; extra
+// flags are appended.
 func (e *env) startAgent(t testing.TB, node string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"agent", "--node-name", node, "--kubeconfig", e.Kubeconfig, "--namespace", systemNamespace,
+	return startProc(t, e.dir, "agent-"+node, nodewardenAgent, e.agentArgs(node, extra...)...)
+}
+
+// agentArgs are the flags of an agent for node in this cluster.
+func (e *env) agentArgs(node string, extra ...string) []string {
+	return append([]string{"--node-name", node, "--kubeconfig", e.Kubeconfig, "--namespace", systemNamespace,
 		"--host-event-log", e.hostLog(node), "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, extra...)
-	return startProc(t, e.dir, "agent-"+node, args...)
 }
 
 // startController runs `nodewarden controller --leader-elect`.
 func (e *env) startController(t testing.TB, name string) *proc {
 	t.Helper()
-	return startProc(t, e.dir, name, "controller", "--kubeconfig", e.Kubeconfig, "--namespace", systemNamespace,
+	return startProc(t, e.dir, name, nodewarden, "controller", "--kubeconfig", e.Kubeconfig, "--namespace", systemNamespace,
 		"--leader-elect", "--metrics-bind-address", "0", "--health-probe-bind-address", "0")
 }
 
@@ -581,6 +587,21 @@ func freePort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// httpGet is the body of url, which must answer 200.
+func httpGet(t testing.TB, url string) string {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return string(body)
 }
 
 // waitReadyz waits until a process's /readyz answers 200.

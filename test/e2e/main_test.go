@@ -11,9 +11,10 @@ import (
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
-// nodewarden is the binary under test: built by TestMain from this
-// checkout, or NODEWARDEN_E2E_BINARY (e.g. a release build).
-var nodewarden string
+// nodewarden and nodewardenAgent are the executables under test, built by
+// TestMain from this checkout, or NODEWARDEN_E2E_BINARY and
+// NODEWARDEN_E2E_AGENT_BINARY (e.g. a release build).
+var nodewarden, nodewardenAgent string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -24,15 +25,24 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if nodewarden = os.Getenv("NODEWARDEN_E2E_BINARY"); nodewarden == "" {
-		dir, err := os.MkdirTemp("", "nodewarden-e2e-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	dir, err := os.MkdirTemp("", "nodewarden-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	for _, b := range []struct {
+		exe      *string
+		env, pkg string
+	}{
+		{&nodewarden, "NODEWARDEN_E2E_BINARY", "./cmd/nodewarden"},
+		{&nodewardenAgent, "NODEWARDEN_E2E_AGENT_BINARY", "./cmd/nodewarden-agent"},
+	} {
+		if *b.exe = os.Getenv(b.env); *b.exe != "" {
+			continue
 		}
-		defer os.RemoveAll(dir)
-		nodewarden = filepath.Join(dir, "nodewarden")
-		if err := build(nodewarden); err != nil {
+		*b.exe = filepath.Join(dir, filepath.Base(b.pkg))
+		if err := build(*b.exe, b.pkg); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -40,14 +50,14 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// build compiles ./cmd/nodewarden as `make build` does, into out.
-func build(out string) error {
+// build compiles pkg as `make build` does, into out.
+func build(out, pkg string) error {
 	// go test puts its own GOROOT/bin first on the PATH of test binaries.
-	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./cmd/nodewarden")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
 	cmd.Dir = cluster.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/nodewarden: %w\n%s", err, b)
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return nil
 }

@@ -97,14 +97,14 @@ func TestAgentPod(t *testing.T) {
 	if env["NODE_NAME"] != "spec.nodeName" || env["POD_NAMESPACE"] != "metadata.namespace" {
 		t.Errorf("downward API env %v, want NODE_NAME=spec.nodeName and POD_NAMESPACE=metadata.namespace", env)
 	}
-	if !slices.Contains(ctr.Args, "--config=/etc/nodewarden/agent.yaml") || ctr.Args[0] != "agent" {
-		t.Errorf("agent args %v", ctr.Args)
+	if !slices.Equal(ctr.Command, []string{"/nodewarden-agent"}) || !slices.Contains(ctr.Args, "--config=/etc/nodewarden/agent.yaml") {
+		t.Errorf("agent command %v args %v, want /nodewarden-agent --config=/etc/nodewarden/agent.yaml ...", ctr.Command, ctr.Args)
 	}
 	if !strings.HasPrefix(ctr.Image, "ghcr.io/nodewarden/nodewarden:") {
 		t.Errorf("image %s", ctr.Image)
 	}
 	wantRes := corev1.ResourceRequirements{
-		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("24Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
 	}
 	for name, want := range wantRes.Requests {
