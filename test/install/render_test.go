@@ -257,6 +257,12 @@ func TestInstallsAgree(t *testing.T) {
 		},
 		helmValues: []string{"--set", "agent.kmsg.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
 			"--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.grafanaDashboard.enabled=true"},
+	}, {
+		name: "hostNetwork",
+		kustomize: func(t *testing.T) []byte {
+			return kustomizeBuild(t, overlay(t, []string{"config/default"}, []string{"config/agent/host-network"}))
+		},
+		helmValues: []string{"--set", "agent.hostNetwork.enabled=true"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -119,6 +120,43 @@ func TestAgentPod(t *testing.T) {
 	}
 	if ctr.LivenessProbe == nil || ctr.ReadinessProbe == nil {
 		t.Error("agent has no liveness or readiness probe")
+	}
+}
+
+// TestAgentPodHostNetwork: the host-network component (and the chart's
+// agent.hostNetwork.enabled, which TestInstallsAgree holds equal to it)
+// changes the agent's pod in exactly these ways: the node's network, cluster
+// DNS kept, and the metrics and probe ports moved off 8080/8081, in the flags
+// and the container ports alike. Nothing else, privileges included.
+func TestAgentPodHostNetwork(t *testing.T) {
+	agentPod := func(objs []*unstructured.Unstructured) corev1.PodSpec {
+		return typed[appsv1.DaemonSet](t, index(t, objs), objKey{"DaemonSet", namespace, "nodewarden-agent"}).Spec.Template.Spec
+	}
+	want := agentPod(decode(t, kustomizeBuild(t, "config/default")))
+	got := agentPod(decode(t, kustomizeBuild(t, overlay(t, []string{"config/default"}, []string{"config/agent/host-network"}))))
+
+	want.HostNetwork, want.DNSPolicy = true, corev1.DNSClusterFirstWithHostNet
+	ctr := &want.Containers[0]
+	moved := map[string]string{"--metrics-bind-address=:8080": "--metrics-bind-address=:20258", "--health-probe-bind-address=:8081": "--health-probe-bind-address=:20259"}
+	for i, a := range ctr.Args {
+		if m, ok := moved[a]; ok {
+			ctr.Args[i] = m
+			delete(moved, a)
+		}
+	}
+	if len(moved) != 0 {
+		t.Fatalf("the default agent has no flags %v", moved)
+	}
+	for i, p := range ctr.Ports {
+		switch p.Name {
+		case "metrics":
+			ctr.Ports[i].ContainerPort = 20258
+		case "probes":
+			ctr.Ports[i].ContainerPort = 20259
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the host-network agent pod differs from the default one in more than its network and ports (-want +got):\n%s", diff)
 	}
 }
 
