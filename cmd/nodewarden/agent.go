@@ -14,7 +14,7 @@ func newAgentCommand() *cobra.Command {
 		Short:              agentcmd.Short,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return agentcmd.Run(cmd.Context(), "nodewarden agent", args, cmd.ErrOrStderr())
+			return agentcmd.Run(cmd.Context(), "nodewarden agent", args, cmd.OutOrStdout())
 		},
 	}
 }

@@ -48,11 +48,14 @@ type flags struct {
 	hostEventLog string
 	npdConfigs   []string
 	bootTime     string
+	version      bool
 }
 
 func newFlagSet(name string, out io.Writer) (*pflag.FlagSet, *flags) {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(out)
+	// A bad flag is returned as an error (the caller prints it once); only
+	// --help writes, through Usage.
+	fs.SetOutput(io.Discard)
 	f := &flags{Flags: serveflags.Add(fs, ":8080", ":8081")}
 	fs.StringVar(&f.nodeName, "node-name", serveflags.EnvOr("NODE_NAME", ""), "the node this agent runs on; default $NODE_NAME")
 	fs.StringVar(&f.configPath, "config", "", "AgentConfig file (re-read when it changes); default: built-in defaults")
@@ -60,6 +63,8 @@ func newFlagSet(name string, out io.Writer) (*pflag.FlagSet, *flags) {
 	fs.StringSliceVar(&f.npdConfigs, "npd-config", nil, "node-problem-detector monitor configs (JSON), comma-separated")
 	fs.StringVar(&f.bootTime, "boot-time", "", "node boot time (RFC3339), overriding /proc/stat; for tests and demos")
 	_ = fs.MarkHidden("boot-time")
+	// nodewarden-agent has no `version` subcommand; `nodewarden version` does the same.
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "%s\n\nUsage:\n  %s [flags]\n\nFlags:\n%s", Short, name, fs.FlagUsages())
 	}
@@ -69,7 +74,7 @@ func newFlagSet(name string, out io.Writer) (*pflag.FlagSet, *flags) {
 // Main runs the command with args (without the program name) and returns the
 // process exit code. name is how the user called it, for the usage text.
 func Main(name string, args []string) int {
-	if err := Run(context.Background(), name, args, os.Stderr); err != nil {
+	if err := Run(context.Background(), name, args, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		return 1
 	}
@@ -77,7 +82,7 @@ func Main(name string, args []string) int {
 }
 
 // Run parses args and runs the agent until ctx ends or the process gets
-// SIGTERM or SIGINT. -h prints the usage and returns nil.
+// SIGTERM or SIGINT. --help and --version print to out and return nil.
 func Run(ctx context.Context, name string, args []string, out io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -86,7 +91,11 @@ func Run(ctx context.Context, name string, args []string, out io.Writer) error {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
 		}
-		return err
+		return fmt.Errorf("%w (see %s --help)", err, name)
+	}
+	if f.version {
+		fmt.Fprintln(out, version.String())
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (see %s --help)", fs.Args(), name)

@@ -73,6 +73,16 @@ func TestHelpPrintsEveryFlag(t *testing.T) {
 	}
 }
 
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := agentcmd.Run(t.Context(), "nodewarden-agent", []string{"--version"}, &out); err != nil {
+		t.Fatalf("--version: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "nodewarden ") || !strings.Contains(out.String(), "go1.") {
+		t.Errorf("--version printed %q, want what `nodewarden version` prints", out.String())
+	}
+}
+
 // TestEndpoints runs the command against a real API server: /readyz says 503
 // until the agent has written its conditions to its Node (which does not
 // exist yet), then 200; /metrics has the agent's metrics and the process's;
