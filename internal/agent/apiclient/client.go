@@ -13,6 +13,7 @@ package apiclient
 import (
 	"context"
 	"fmt"
+	goruntime "runtime"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -25,6 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
+
+	"github.com/nodewarden/nodewarden/internal/version"
 )
 
 var (
@@ -54,7 +57,9 @@ type Client struct {
 func New(cfg *rest.Config) (*Client, error) {
 	base := rest.CopyConfig(cfg)
 	if base.UserAgent == "" {
-		base.UserAgent = rest.DefaultKubernetesUserAgent()
+		// What the API server's audit log and APF see: the agent, whichever
+		// executable runs it.
+		base.UserAgent = UserAgent()
 	}
 	if base.RateLimiter == nil && base.QPS > 0 {
 		base.RateLimiter = flowcontrol.NewTokenBucketRateLimiter(base.QPS, base.Burst)
@@ -78,6 +83,12 @@ func New(cfg *rest.Config) (*Client, error) {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
 	return &Client{core: core, coordination: coordination}, nil
+}
+
+// UserAgent is the agent's User-Agent header: nodewarden-agent/<version>
+// (<os>/<arch>).
+func UserAgent() string {
+	return fmt.Sprintf("nodewarden-agent/%s (%s/%s)", version.Version, goruntime.GOOS, goruntime.GOARCH)
 }
 
 // GetNode reads a Node. ResourceVersion "0" in opts reads the API server's
