@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -23,10 +22,11 @@ import (
 )
 
 // startInProcess runs the controller in the benchmark's process, wired as
-// cmd/nodewarden/controller.go wires it (Node cache with the same transform,
-// Pods never cached, logs as JSON into logPath), but with the client QPS
-// given: 0 is what the binary gets (client-go's default, 5/s with a burst of
-// 10), -1 no client-side limit. It stops when the benchmark ends.
+// cmd/nodewarden/controller.go wires it (controllers.Setup, Node cache with
+// the same transform, Pods never cached, logs as JSON into logPath), but with
+// the client QPS given: 0 is what the binary gets (client-go's default, 5/s
+// with a burst of 10), -1 no client-side limit. It stops when the benchmark
+// ends.
 func startInProcess(b *testing.B, base *rest.Config, qps float64, logPath string) {
 	b.Helper()
 	cfg := rest.CopyConfig(base)
@@ -54,17 +54,9 @@ func startInProcess(b *testing.B, base *rest.Config, qps float64, logPath string
 	if err != nil {
 		b.Fatal(err)
 	}
-	recorder := mgr.GetEventRecorder("nodewarden-controller")
-	metrics := controllers.NewMetrics(prometheus.NewRegistry())
-	r := &controllers.RemediationReconciler{
-		Client:   mgr.GetClient(),
-		Drains:   controllers.NewDrains(clientset, recorder, metrics, log),
-		Recorder: recorder,
-		Metrics:  metrics,
-		Clock:    clock.RealClock{},
-		Log:      log.WithName("remediation"),
-	}
-	if err := r.SetupWithManager(mgr); err != nil {
+	if err := controllers.Setup(mgr, controllers.Options{
+		Clientset: clientset, Registerer: prometheus.NewRegistry(), Log: log,
+	}); err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
