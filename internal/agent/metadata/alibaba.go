@@ -3,7 +3,6 @@ package metadata
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -37,26 +36,14 @@ func alibabaFeeds(c *v1alpha1.AlibabaMetadataConfig, hc *http.Client, log logr.L
 	cl.token = &tokenSource{path: alibabaTokenPath, ttlHeader: alibabaTokenTTLHeader, header: alibabaTokenHeader, ttl: alibabaTokenTTL}
 	seen := newEventTimes()
 	return []*feed{
-		{endpoint: "instance/spot/termination-time", interval: c.SpotPollInterval.Duration, fetch: func(ctx context.Context) (snapshot, error) {
-			// 404: the instance is not being reclaimed.
-			resp, err := cl.get(ctx, alibabaSpotPath, nil, 0, http.StatusNotFound)
-			if err != nil || resp.status == http.StatusNotFound {
-				return snapshot{}, err
-			}
-			evs, err := parseAlibabaSpot(resp.body)
-			return snapshot{events: evs}, err
-		}},
-		{endpoint: "maintenance/active-system-events", interval: c.PollInterval.Duration, fetch: func(ctx context.Context) (snapshot, error) {
-			// 404 is read as "no active event", as the spot endpoint of the
-			// same server says "no reclaim".
-			resp, err := cl.get(ctx, alibabaEventsPath, nil, 0, http.StatusNotFound)
-			if err != nil || resp.status == http.StatusNotFound {
-				return snapshot{}, err
-			}
-			log.V(1).Info("active-system-events", "body", snippet(resp.body))
-			evs, err := parseAlibabaEvents(resp.body, seen, time.Now())
-			return snapshot{events: evs}, err
-		}},
+		// 404: the instance is not being reclaimed.
+		polled(cl, "instance/spot/termination-time", alibabaSpotPath, c.SpotPollInterval.Duration, true, parseAlibabaSpot),
+		// 404 is read as "no active event", as the spot endpoint of the
+		// same server says "no reclaim".
+		polled(cl, "maintenance/active-system-events", alibabaEventsPath, c.PollInterval.Duration, true, func(body []byte) ([]feedEvent, error) {
+			log.V(1).Info("active-system-events", "body", snippet(body))
+			return parseAlibabaEvents(body, seen, time.Now())
+		}),
 	}
 }
 

@@ -1,7 +1,6 @@
 package metadata
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -33,33 +32,12 @@ func awsFeeds(c *v1alpha1.AWSMetadataConfig, hc *http.Client) []*feed {
 	cl := newClient(hc, c.Endpoint, c.Timeout.Duration)
 	cl.token = &tokenSource{path: awsTokenPath, ttlHeader: awsTokenTTLHeader, header: awsTokenHeader, ttl: awsTokenTTL}
 	feeds := []*feed{
-		{endpoint: "events/maintenance/scheduled", interval: c.PollInterval.Duration, fetch: func(ctx context.Context) (snapshot, error) {
-			resp, err := cl.get(ctx, awsScheduledPath, nil, 0)
-			if err != nil {
-				return snapshot{}, err
-			}
-			evs, err := parseAWSScheduled(resp.body)
-			return snapshot{events: evs}, err
-		}},
-		{endpoint: "spot/instance-action", interval: c.SpotPollInterval.Duration, fetch: func(ctx context.Context) (snapshot, error) {
-			// 404: no interruption pending.
-			resp, err := cl.get(ctx, awsSpotPath, nil, 0, http.StatusNotFound)
-			if err != nil || resp.status == http.StatusNotFound {
-				return snapshot{}, err
-			}
-			evs, err := parseAWSSpot(resp.body)
-			return snapshot{events: evs}, err
-		}},
+		polled(cl, "events/maintenance/scheduled", awsScheduledPath, c.PollInterval.Duration, false, parseAWSScheduled),
+		// 404: no interruption pending.
+		polled(cl, "spot/instance-action", awsSpotPath, c.SpotPollInterval.Duration, true, parseAWSSpot),
 	}
 	if c.Rebalance {
-		feeds = append(feeds, &feed{endpoint: "events/recommendations/rebalance", interval: c.SpotPollInterval.Duration, fetch: func(ctx context.Context) (snapshot, error) {
-			resp, err := cl.get(ctx, awsRebalancePath, nil, 0, http.StatusNotFound)
-			if err != nil || resp.status == http.StatusNotFound {
-				return snapshot{}, err
-			}
-			evs, err := parseAWSRebalance(resp.body)
-			return snapshot{events: evs}, err
-		}})
+		feeds = append(feeds, polled(cl, "events/recommendations/rebalance", awsRebalancePath, c.SpotPollInterval.Duration, true, parseAWSRebalance))
 	}
 	return feeds
 }

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"context"
+	"net/http"
 	"time"
 )
 
@@ -18,6 +19,24 @@ type feed struct {
 	// fetch reads the endpoint and returns every event it lists now. An
 	// error leaves the source's state as it was.
 	fetch func(ctx context.Context) (snapshot, error)
+}
+
+// polled is the feed of an endpoint read every interval whose body parse
+// turns into the events it lists. With noneIf404, a 404 means there is
+// nothing to report (no spot interruption pending) rather than a failure.
+func polled(cl *client, endpoint, path string, interval time.Duration, noneIf404 bool, parse func(body []byte) ([]feedEvent, error)) *feed {
+	var also []int
+	if noneIf404 {
+		also = []int{http.StatusNotFound}
+	}
+	return &feed{endpoint: endpoint, interval: interval, fetch: func(ctx context.Context) (snapshot, error) {
+		resp, err := cl.get(ctx, path, nil, 0, also...)
+		if err != nil || resp.status == http.StatusNotFound {
+			return snapshot{}, err
+		}
+		evs, err := parse(resp.body)
+		return snapshot{events: evs}, err
+	}}
 }
 
 // runFeed reads f until ctx ends and sends each successful read to out.
