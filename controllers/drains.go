@@ -24,7 +24,6 @@ import (
 // leader stops, every drain stops with it; the next leader resumes them from
 // the nodes' Draining state.
 type Drains struct {
-	client   kubernetes.Interface
 	drainer  *drain.Drainer
 	recorder events.EventRecorder
 	metrics  *Metrics
@@ -50,7 +49,6 @@ type Drains struct {
 func NewDrains(client kubernetes.Interface, recorder events.EventRecorder, m *Metrics, log logr.Logger) *Drains {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Drains{
-		client: client,
 		drainer: &drain.Drainer{Client: client, Log: log.WithName("drain"),
 			// Counted as they happen: a drain behind a PDB can retry for its whole timeout.
 			OnRetry: func(*corev1.Pod, error) { m.EvictionRetry.Inc() },
@@ -76,14 +74,6 @@ func (d *Drains) Start(ctx context.Context) error {
 	d.cancel()
 	d.wg.Wait()
 	return nil
-}
-
-// Running reports whether node has a drain in progress.
-func (d *Drains) Running(node string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.running[node]
-	return ok
 }
 
 // Ensure starts a drain of node for rp unless one is running.
