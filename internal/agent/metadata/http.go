@@ -100,9 +100,6 @@ func newHTTPClient() *http.Client {
 }
 
 func newClient(hc *http.Client, endpoint string, timeout time.Duration) *client {
-	if hc == nil {
-		hc = newHTTPClient()
-	}
 	return &client{base: strings.TrimRight(endpoint, "/"), hc: hc, timeout: timeout, header: http.Header{}}
 }
 
