@@ -1,7 +1,6 @@
 package install
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -248,17 +247,5 @@ func TestHelmInstallUpgrade(t *testing.T) {
 	crds := dyn.Resource(apiextensionsGVR)
 	if _, err := crds.Get(ctx, "remediationpolicies.nodewarden.io", metav1.GetOptions{}); err != nil {
 		t.Errorf("after helm uninstall the CRD should stay (Helm never deletes crds/): %v", err)
-	}
-}
-
-// eventually retries f for up to d, returning its last error.
-func eventually(ctx context.Context, d time.Duration, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
