@@ -23,7 +23,6 @@ const hostEventSourceName = "host-event-log"
 // hostEventSource follows the host event log and turns it into conditions
 // and Events.
 type hostEventSource struct {
-	path     string
 	follow   logfile.Options
 	mapping  hostevent.Mapping
 	bootTime time.Time
@@ -38,7 +37,6 @@ func newHostEventSource(cfg *v1alpha1.AgentConfig, opts Options) (*hostEventSour
 	}
 	h := &cfg.HostEventLog
 	return &hostEventSource{
-		path: *h.Path,
 		follow: logfile.Options{
 			Path:           *h.Path,
 			MaxLineBytes:   int(h.MaxLineBytes),
@@ -52,7 +50,7 @@ func newHostEventSource(cfg *v1alpha1.AgentConfig, opts Options) (*hostEventSour
 	}, nil
 }
 
-func (s *hostEventSource) Name() string             { return hostEventSourceName + " " + s.path }
+func (s *hostEventSource) Name() string             { return hostEventSourceName + " " + s.follow.Path }
 func (s *hostEventSource) ConditionTypes() []string { return s.mapping.ConditionTypes() }
 
 // Run replays the log, publishes the resulting state, then follows the log.
@@ -64,7 +62,6 @@ func (s *hostEventSource) ConditionTypes() []string { return s.mapping.Condition
 // condition flipping through its history.
 func (s *hostEventSource) Run(ctx context.Context, out source.Sink) {
 	tracker := hostevent.NewTracker(s.mapping)
-	replayed := false
 	publish := func() {
 		var wants []condition.Want
 		for _, c := range tracker.Conditions(s.bootTime) {
@@ -90,7 +87,7 @@ func (s *hostEventSource) Run(ctx context.Context, out source.Sink) {
 			return
 		}
 		s.metrics.HostEvent(ev.Type, string(ev.Status))
-		if !replayed {
+		if line.Replay {
 			return
 		}
 		s.log.Info("host event", "type", ev.Type, "status", ev.Status, "notBefore", ev.ActionTime)
@@ -98,7 +95,6 @@ func (s *hostEventSource) Run(ctx context.Context, out source.Sink) {
 		publish()
 	}
 	onReplayDone := func() {
-		replayed = true
 		for _, ev := range tracker.Latest() {
 			out.Record(s.nodeEvent(tracker, ev))
 		}
