@@ -12,4 +12,8 @@
 // nothing, and -short skips them. One control plane is started for the whole
 // test binary, on first use, and stopped by TestMain. docs/performance.md
 // has the commands and the figures.
+//
+// The measuring helpers (proc.go: a process's memory and CPU time from
+// /proc; stats.go: percentiles of latencies) are exported: the controller's
+// benchmarks in test/bench/controller use them too.
 package bench

@@ -192,15 +192,15 @@ func BenchmarkLineToCondition(b *testing.B) {
 	}
 	b.StopTimer()
 
-	s := sortedCopy(lat)
+	s := SortedCopy(lat)
 	var sum time.Duration
 	for _, d := range s {
 		sum += d
 	}
-	b.ReportMetric(ms(percentile(s, 0.50)), "p50-ms")
-	b.ReportMetric(ms(percentile(s, 0.99)), "p99-ms")
-	b.ReportMetric(ms(s[len(s)-1]), "max-ms")
-	b.ReportMetric(ms(sum/time.Duration(len(s))), "mean-ms")
+	b.ReportMetric(Millis(Percentile(s, 0.50)), "p50-ms")
+	b.ReportMetric(Millis(Percentile(s, 0.99)), "p99-ms")
+	b.ReportMetric(Millis(s[len(s)-1]), "max-ms")
+	b.ReportMetric(Millis(sum/time.Duration(len(s))), "mean-ms")
 	if b.N > 1 && b.N < 200 {
 		b.Logf("only %d events: run with -benchtime 200x or more for meaningful percentiles", b.N)
 	}

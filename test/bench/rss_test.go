@@ -247,5 +247,5 @@ func BenchmarkAgentRSS(b *testing.B) {
 	b.ReportMetric(MiB(st["VmHWM"]), "hwm-MiB")
 	b.ReportMetric(float64(written)/loadFor.Seconds(), "noise-lines/s")
 	b.ReportMetric(100*(cpu1-cpu0).Seconds()/loadFor.Seconds(), "load-cpu-%")
-	b.ReportMetric(ms(catchUp), "catchup-ms")
+	b.ReportMetric(Millis(catchUp), "catchup-ms")
 }

@@ -165,20 +165,20 @@ func (e *env) cordonRounds(b *testing.B, ctx context.Context, w *nodeWatcher, na
 	b.StopTimer()
 	load1 := loadavg()
 
-	s := sortedCopy(lat)
+	s := bench.SortedCopy(lat)
 	var sum time.Duration
 	for _, d := range s {
 		sum += d
 	}
 	mean := sum / time.Duration(len(s))
 	b.Logf("%d cordons: p50 %s p90 %s p99 %s max %s mean %s min %s; load %.2f→%.2f",
-		len(s), percentile(s, 0.5), percentile(s, 0.9), percentile(s, 0.99), s[len(s)-1], mean, s[0], load0, load1)
+		len(s), bench.Percentile(s, 0.5), bench.Percentile(s, 0.9), bench.Percentile(s, 0.99), s[len(s)-1], mean, s[0], load0, load1)
 	b.Logf("slowest ten: %v", s[max(0, len(s)-10):])
-	b.ReportMetric(ms(percentile(s, 0.5)), "p50-ms")
-	b.ReportMetric(ms(percentile(s, 0.9)), "p90-ms")
-	b.ReportMetric(ms(percentile(s, 0.99)), "p99-ms")
-	b.ReportMetric(ms(s[len(s)-1]), "max-ms")
-	b.ReportMetric(ms(mean), "mean-ms")
+	b.ReportMetric(bench.Millis(bench.Percentile(s, 0.5)), "p50-ms")
+	b.ReportMetric(bench.Millis(bench.Percentile(s, 0.9)), "p90-ms")
+	b.ReportMetric(bench.Millis(bench.Percentile(s, 0.99)), "p99-ms")
+	b.ReportMetric(bench.Millis(s[len(s)-1]), "max-ms")
+	b.ReportMetric(bench.Millis(mean), "mean-ms")
 	b.ReportMetric(float64(len(s)), "cordons")
 	b.ReportMetric(max(load0, load1), "load1")
 	if len(spans) > 0 {
@@ -186,10 +186,10 @@ func (e *env) cordonRounds(b *testing.B, ctx context.Context, w *nodeWatcher, na
 		for _, sp := range spans {
 			total += sp
 		}
-		b.ReportMetric(ms(total/time.Duration(len(spans))), "all-cordoned-ms")
+		b.ReportMetric(bench.Millis(total/time.Duration(len(spans))), "all-cordoned-ms")
 		b.ReportMetric(float64(len(names))/(total/time.Duration(len(spans))).Seconds(), "cordons/s")
 	}
 	if pid != 0 {
-		b.ReportMetric(ms(cpu)/float64(len(s)), "ctrl-cpu-ms/cordon")
+		b.ReportMetric(bench.Millis(cpu)/float64(len(s)), "ctrl-cpu-ms/cordon")
 	}
 }

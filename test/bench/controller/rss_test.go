@@ -357,11 +357,11 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 	b.Logf("after VmRSS MiB:%s", timeline(after))
 	p.stop()
 
-	cs, ds := sortedCopy(cordon), sortedCopy(drain)
+	cs, ds := bench.SortedCopy(cordon), bench.SortedCopy(drain)
 	b.Logf("%d nodes × %d pods: idle VmRSS %.1f MiB (anon %.1f, file %.1f); after %d triggers VmRSS %.1f MiB (anon %.1f); VmHWM %.1f MiB; "+
 		"cordon p50 %s max %s; drain (%d pods evicted) p50 %s max %s; idle CPU %s in %s; load %.2f→%.2f",
 		c.nodes, c.pods, bench.MiB(idleLast.rss), bench.MiB(idleLast.anon), bench.MiB(idleLast.file), len(cordon), bench.MiB(afterLast.rss), bench.MiB(afterLast.anon), bench.MiB(st["VmHWM"]),
-		percentile(cs, 0.5), cs[len(cs)-1], evicted, percentile(ds, 0.5), ds[len(ds)-1], idleCPU, *rssIdle, load0, load1)
+		bench.Percentile(cs, 0.5), cs[len(cs)-1], evicted, bench.Percentile(ds, 0.5), ds[len(ds)-1], idleCPU, *rssIdle, load0, load1)
 	b.ReportMetric(syncFor.Seconds(), "sync-s")
 	b.ReportMetric(bench.MiB(idleLast.rss), "idle-MiB")
 	b.ReportMetric(bench.MiB(idleLast.anon), "idle-anon-MiB")
@@ -369,9 +369,9 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 	b.ReportMetric(bench.MiB(afterLast.rss), "after-MiB")
 	b.ReportMetric(bench.MiB(afterLast.anon), "after-anon-MiB")
 	b.ReportMetric(bench.MiB(st["VmHWM"]), "hwm-MiB")
-	b.ReportMetric(ms(percentile(cs, 0.5)), "cordon-p50-ms")
-	b.ReportMetric(ms(cs[len(cs)-1]), "cordon-max-ms")
-	b.ReportMetric(percentile(ds, 0.5).Seconds(), "drain-p50-s")
+	b.ReportMetric(bench.Millis(bench.Percentile(cs, 0.5)), "cordon-p50-ms")
+	b.ReportMetric(bench.Millis(cs[len(cs)-1]), "cordon-max-ms")
+	b.ReportMetric(bench.Percentile(ds, 0.5).Seconds(), "drain-p50-s")
 	b.ReportMetric(float64(evicted), "evicted")
 	b.ReportMetric(100*idleCPU.Seconds()/rssIdle.Seconds(), "idle-cpu-%")
 	b.ReportMetric(max(load0, load1), "load1")
