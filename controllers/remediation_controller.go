@@ -53,23 +53,23 @@ func (r *RemediationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.Drains); err != nil {
 		return err
 	}
-	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{everything}
-	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("remediation").
-		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{},
-			handler.TypedEnqueueRequestsFromMapFunc(func(context.Context, *corev1.Node) []reconcile.Request {
-				return []reconcile.Request{everything}
-			}),
+		WatchesRawSource(source.Kind(mgr.GetCache(), &corev1.Node{}, enqueueEverything[*corev1.Node](),
 			predicate.TypedFuncs[*corev1.Node]{UpdateFunc: func(e event.TypedUpdateEvent[*corev1.Node]) bool {
 				return nodeChanged(e.ObjectOld, e.ObjectNew)
 			}})).
-		Watches(&v1alpha1.RemediationPolicy{}, all).
-		WatchesRawSource(source.Channel(r.Drains.Done(), handler.EnqueueRequestsFromMapFunc(
-			func(context.Context, client.Object) []reconcile.Request { return []reconcile.Request{everything} }))).
+		Watches(&v1alpha1.RemediationPolicy{}, enqueueEverything[client.Object]()).
+		WatchesRawSource(source.Channel(r.Drains.Done(), enqueueEverything[client.Object]())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
+}
+
+// enqueueEverything maps any change to the one request.
+func enqueueEverything[T client.Object]() handler.TypedEventHandler[T, reconcile.Request] {
+	return handler.TypedEnqueueRequestsFromMapFunc(func(context.Context, T) []reconcile.Request {
+		return []reconcile.Request{everything}
+	})
 }
 
 // Reconcile decides over all policies and nodes and carries the plan out.
