@@ -124,15 +124,21 @@ type observed struct {
 	node *corev1.Node
 }
 
-// watchNode delivers every version of the Node from resourceVersion rv on,
+// watchNode delivers every version of the env's Node from now on,
 // re-opening the watch if the API server closes it.
-func watchNode(ctx context.Context, c *cluster.Cluster, node, rv string) <-chan observed {
+func (e *latencyEnv) watchNode(b *testing.B, ctx context.Context) <-chan observed {
+	b.Helper()
+	n, err := e.c.Clientset.CoreV1().Nodes().Get(ctx, e.node, metav1.GetOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rv := n.ResourceVersion
 	out := make(chan observed, 64)
 	go func() {
 		defer close(out)
 		for ctx.Err() == nil {
-			w, err := c.Clientset.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{
-				FieldSelector: fields.OneTermEqualSelector("metadata.name", node).String(), ResourceVersion: rv,
+			w, err := e.c.Clientset.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{
+				FieldSelector: fields.OneTermEqualSelector("metadata.name", e.node).String(), ResourceVersion: rv,
 			})
 			if err != nil {
 				time.Sleep(10 * time.Millisecond) // pacing the retry, not synchronisation
@@ -162,23 +168,12 @@ func BenchmarkLineToCondition(b *testing.B) {
 	e := setupLatency(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n, err := e.c.Clientset.CoreV1().Nodes().Get(ctx, e.node, metav1.GetOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	updates := watchNode(ctx, e.c, e.node, n.ResourceVersion)
+	updates := e.watchNode(b, ctx)
 
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for range b.N {
-		line := nextLine(e.seq)
-		e.seq++
-		ev, err := hostevent.Parse(line)
-		if err != nil {
-			b.Fatalf("benchmark line does not parse: %v: %q", err, line)
-		}
-		e.tracker.Observe(ev)
-		want := wantCondition(e.tracker)
+		line, want := e.nextEvent(b)
 
 		if _, err := e.log.Write(line); err != nil {
 			b.Fatal(err)
@@ -206,12 +201,21 @@ func BenchmarkLineToCondition(b *testing.B) {
 	}
 }
 
-// wantCondition is what the agent must show once it has read the same lines.
-func wantCondition(t *hostevent.Tracker) hostevent.Condition {
+// nextEvent is the next line to append and the condition the agent must
+// show once it has read every line so far.
+func (e *latencyEnv) nextEvent(b *testing.B) ([]byte, hostevent.Condition) {
+	b.Helper()
+	line := nextLine(e.seq)
+	e.seq++
+	ev, err := hostevent.Parse(line)
+	if err != nil {
+		b.Fatalf("benchmark line does not parse: %v: %q", err, line)
+	}
+	e.tracker.Observe(ev)
 	boot, _ := time.Parse(time.RFC3339, benchBootTime)
-	for _, c := range t.Conditions(boot) {
+	for _, c := range e.tracker.Conditions(boot) {
 		if c.Type == benchCondition {
-			return c
+			return line, c
 		}
 	}
 	panic("no " + benchCondition + " in the default mapping")

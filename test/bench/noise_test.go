@@ -6,10 +6,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/nodewarden/nodewarden/internal/agent/hostevent"
 )
 
 // BenchmarkAgentNoiseLine is the in-process agent's cost of one line that is
@@ -23,11 +19,7 @@ func BenchmarkAgentNoiseLine(b *testing.B) {
 	e := setupLatency(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	n, err := e.c.Clientset.CoreV1().Nodes().Get(ctx, e.node, metav1.GetOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	updates := watchNode(ctx, e.c, e.node, n.ResourceVersion)
+	updates := e.watchNode(b, ctx)
 	const batchLines = 1000
 	batch := bytes.Repeat([]byte(noiseLine), batchLines)
 
@@ -41,14 +33,7 @@ func BenchmarkAgentNoiseLine(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	line := nextLine(e.seq)
-	e.seq++
-	ev, err := hostevent.Parse(line)
-	if err != nil {
-		b.Fatal(err)
-	}
-	e.tracker.Observe(ev)
-	want := wantCondition(e.tracker)
+	line, want := e.nextEvent(b)
 	if _, err := e.log.Write(line); err != nil {
 		b.Fatal(err)
 	}
