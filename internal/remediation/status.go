@@ -2,6 +2,7 @@ package remediation
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -27,22 +28,21 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 		SelectedNodes:      s.Selected,
 		TriggeredNodes:     s.Triggered,
 		RemediatingNodes:   s.Remediating,
+		Conditions:         slices.Clone(rp.Status.Conditions),
 	}
-	for _, c := range rp.Status.Conditions {
-		out.Conditions = append(out.Conditions, *c.DeepCopy())
+	for _, c := range []metav1.Condition{readyCondition(s), circuitCondition(s)} {
+		c.ObservedGeneration = rp.Generation
+		c.LastTransitionTime = metav1.NewTime(now)
+		meta.SetStatusCondition(&out.Conditions, c)
 	}
-	meta.SetStatusCondition(&out.Conditions, readyCondition(rp, s, now))
-	meta.SetStatusCondition(&out.Conditions, circuitCondition(rp, s, now))
 	return out
 }
 
-func readyCondition(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) metav1.Condition {
+func readyCondition(s PolicyStatus) metav1.Condition {
 	c := metav1.Condition{
-		Type:               v1alpha1.ConditionReady,
-		Status:             metav1.ConditionTrue,
-		Reason:             ReasonActive,
-		ObservedGeneration: rp.Generation,
-		LastTransitionTime: metav1.NewTime(now),
+		Type:   v1alpha1.ConditionReady,
+		Status: metav1.ConditionTrue,
+		Reason: ReasonActive,
 		Message: fmt.Sprintf("%d nodes selected, %d triggered, %d remediating (maxConcurrent %d), %d waiting",
 			s.Selected, s.Triggered, s.Remediating, s.MaxConcurrent, s.Deferred),
 	}
@@ -55,14 +55,12 @@ func readyCondition(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Tim
 	return c
 }
 
-func circuitCondition(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) metav1.Condition {
+func circuitCondition(s PolicyStatus) metav1.Condition {
 	c := metav1.Condition{
-		Type:               v1alpha1.ConditionCircuitOpen,
-		Status:             metav1.ConditionFalse,
-		Reason:             ReasonWithinMaxUnhealthy,
-		ObservedGeneration: rp.Generation,
-		LastTransitionTime: metav1.NewTime(now),
-		Message:            fmt.Sprintf("%d of %d selected nodes triggered, maxUnhealthy allows %d", s.Triggered, s.Selected, s.MaxUnhealthy),
+		Type:    v1alpha1.ConditionCircuitOpen,
+		Status:  metav1.ConditionFalse,
+		Reason:  ReasonWithinMaxUnhealthy,
+		Message: fmt.Sprintf("%d of %d selected nodes triggered, maxUnhealthy allows %d", s.Triggered, s.Selected, s.MaxUnhealthy),
 	}
 	switch {
 	case s.Invalid != "":
