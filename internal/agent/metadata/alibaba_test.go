@@ -11,6 +11,7 @@ import (
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/hostevent"
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 // newAlibaba is a fake ECS metadata server in hardened mode: no request
@@ -68,7 +69,7 @@ func TestAlibabaActiveSystemEvents(t *testing.T) {
 	mark := out.mark()
 	tk.setFailPut(http.StatusNotFound)
 	tk.revoke()
-	eventually(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if s.errorCount("maintenance/active-system-events", "token") < 2 {
 			return errString("token failures not counted")
 		}

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 // newAWS is a fake EC2 instance metadata service that speaks IMDSv2 only.
@@ -154,7 +155,7 @@ func TestAWSTokenFlow(t *testing.T) {
 	mark := out.mark()
 	tk.setFailPut(http.StatusForbidden)
 	tk.revoke()
-	eventually(t, 5*1e9, func() error {
+	cluster.Eventually(t, 5*1e9, func() error {
 		if s.errorCount("events/maintenance/scheduled", "token") < 2 {
 			return errString("token failures not counted")
 		}

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 const azureVM = "aks-nodepool1-12345678-vmss_0"
@@ -184,7 +185,7 @@ func TestAzureAcknowledgeOnceDrained(t *testing.T) {
 	f.failNext = 1
 	f.mu.Unlock()
 	state.Store("Drained")
-	eventually(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if len(f.acknowledged()) == 0 {
 			return errString("not acknowledged")
 		}

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 // newGCP is a fake GCE metadata server: Metadata-Flavor: Google required on
@@ -82,7 +83,7 @@ func TestGCPLongPoll(t *testing.T) {
 	out.wait(t, "HostEventFreeze", corev1.ConditionFalse, "NoHostEvent", "")
 	// Wait until the long poll is parked on the server with the ETag of NONE.
 	etag := etagOf(route{status: http.StatusOK, body: "NONE"})
-	eventually(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		for _, q := range f.gets(gcpMaintenancePath) {
 			v, _ := url.ParseQuery(q)
 			if v.Get("wait_for_change") == "true" && v.Get("last_etag") == etag && v.Get("timeout_sec") == "3600" {
@@ -148,7 +149,7 @@ func TestGCPResponseMustComeFromGoogle(t *testing.T) {
 	f.header.Del("Metadata-Flavor")
 	s, out := start(t, testConfig(v1alpha1.MetadataProviderGCP, f.URL, nil), Options{DeclareAfter: 300 * time.Millisecond})
 	out.wait(t, "HostEventDelete", corev1.ConditionFalse, "NoHostEvent", "")
-	eventually(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if s.errorCount("maintenance-event", "bad_response") < 1 {
 			return errString("not counted")
 		}

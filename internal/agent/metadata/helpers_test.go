@@ -24,6 +24,7 @@ import (
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 // fixture returns a file of testdata/ (copied from shared/fixtures/metadata).
@@ -154,7 +155,7 @@ func (s *sink) eventsWithReason(reason string) []nodeevent.Event {
 func (s *sink) wait(t *testing.T, typ string, status corev1.ConditionStatus, reason, message string) condition.Want {
 	t.Helper()
 	var got condition.Want
-	eventually(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		w, ok := s.get(typ)
 		if !ok {
 			return fmt.Errorf("condition %s not published", typ)
@@ -166,21 +167,6 @@ func (s *sink) wait(t *testing.T, typ string, status corev1.ConditionStatus, rea
 		return nil
 	})
 	return got
-}
-
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func counterValue(c *prometheus.CounterVec, labels ...string) float64 {
@@ -203,7 +189,7 @@ func (s *Source) pollCount(endpoint string) float64 {
 func (s *Source) waitPolls(t *testing.T, endpoint string, n int) {
 	t.Helper()
 	want := s.pollCount(endpoint) + float64(n)
-	eventually(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if got := s.pollCount(endpoint); got < want {
 			return fmt.Errorf("%s: %v successful reads, want %v", endpoint, got, want)
 		}
@@ -236,7 +222,7 @@ func checkFailures(t *testing.T, f *fake, s *Source, out *sink, path, endpoint s
 		mark := out.mark()
 		before := s.errorCount(endpoint, fc.reason)
 		f.set(path, fc.route)
-		eventually(t, 5*time.Second, func() error {
+		cluster.Eventually(t, 5*time.Second, func() error {
 			if got := s.errorCount(endpoint, fc.reason); got < before+2 {
 				return fmt.Errorf("%s: nodewarden_agent_metadata_errors_total{endpoint=%q,reason=%q} = %v, want >= %v",
 					fc.name, endpoint, fc.reason, got, before+2)

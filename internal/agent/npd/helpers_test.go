@@ -78,22 +78,6 @@ func (f *fakeSink) condMap() map[string]cond {
 	return out
 }
 
-// waitFor polls check until it returns nil, or fails the test.
-func waitFor(t *testing.T, timeout time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // runSource runs s until the test ends.
 func runSource(t *testing.T, s source.Source, out source.Sink) {
 	t.Helper()

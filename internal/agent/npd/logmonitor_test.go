@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 const (
@@ -76,7 +78,7 @@ func withDefaults(defaults, changed map[string]cond) map[string]cond {
 // waitState waits until the sink shows exactly conds and events (in any order).
 func waitState(t *testing.T, sink *fakeSink, conds map[string]cond, events []ev) {
 	t.Helper()
-	waitFor(t, 10*time.Second, func() error {
+	cluster.Eventually(t, 10*time.Second, func() error {
 		if diff := cmp.Diff(conds, sink.condMap()); diff != "" {
 			return fmt.Errorf("conditions (-want +got):\n%s", diff)
 		}
@@ -217,14 +219,14 @@ func TestResolveExtension(t *testing.T) {
 	waitState(t, sink, map[string]cond{"HostEventRebootAfter48": def}, nil)
 
 	appendFile(t, logPath, hostEventLine(time.Now(), hostEventScheduled))
-	waitFor(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if got := sink.condMap()["HostEventRebootAfter48"].Status; got != "True" {
 			return fmt.Errorf("status %s", got)
 		}
 		return nil
 	})
 	appendFile(t, logPath, hostEventLine(time.Now(), hostEventExecuted))
-	waitFor(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if got := sink.condMap()["HostEventRebootAfter48"]; got != def {
 			return fmt.Errorf("condition %+v", got)
 		}
@@ -264,14 +266,14 @@ func TestResolveAfter(t *testing.T) {
 		t.Errorf("conditions published %d times during the replay, want once", sets)
 	}
 	appendFile(t, logPath, hostEventLine(time.Now(), hostEventScheduled))
-	waitFor(t, 2*time.Second, func() error {
+	cluster.Eventually(t, 2*time.Second, func() error {
 		if got := sink.condMap()["HostEventRebootAfter48"].Status; got != "True" {
 			return fmt.Errorf("status %s", got)
 		}
 		return nil
 	})
 	// The line's timestamp has whole seconds, so it clears within 1s of it.
-	waitFor(t, 4*time.Second, func() error {
+	cluster.Eventually(t, 4*time.Second, func() error {
 		if got := sink.condMap()["HostEventRebootAfter48"]; got != def {
 			return fmt.Errorf("condition %+v", got)
 		}

@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 func script(t *testing.T, body string) string {
@@ -243,7 +245,7 @@ func TestPluginTemporaryRule(t *testing.T) {
 	def := map[string]cond{"NTPProblem": {"False", "NTPIsUp", "ntp service is up"}}
 	waitState(t, sink, def, []ev{{warning, "NTPIsDown", "ntp is down"}})
 	counter := mustMetrics(t, reg).ProblemCounter.WithLabelValues("NTPIsDown")
-	waitFor(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if got := metricValue(t, counter); got < 3 {
 			return fmt.Errorf("problem_counter{NTPIsDown} = %v, want every failing run counted", got)
 		}
@@ -271,7 +273,7 @@ func TestPluginConcurrencyBound(t *testing.T) {
 	cfg := pluginConfig(t, map[string]any{"concurrency": 2, "invoke_interval": "1h"}, rules...)
 	runSource(t, newTestSource(t, cfg, testOptions(t)), newFakeSink())
 	var lines []string
-	waitFor(t, 10*time.Second, func() error {
+	cluster.Eventually(t, 10*time.Second, func() error {
 		f, err := os.Open(log)
 		if err != nil {
 			return err

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 // journald cannot be read: the monitor says so, names the file, and its
@@ -19,7 +21,7 @@ func TestJournaldUnavailable(t *testing.T) {
 	}
 	sink := newFakeSink()
 	runSource(t, newTestSource(t, p, testOptions(t)), sink)
-	waitFor(t, 5*time.Second, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		want := map[string]cond{"CorruptDockerOverlay2": {"False", "NoCorruptDockerOverlay2", "docker overlay2 is functioning properly" + notMonitored}}
 		if diff := cmp.Diff(want, sink.condMap()); diff != "" {
 			return errorf("conditions (-want +got):\n%s", diff)

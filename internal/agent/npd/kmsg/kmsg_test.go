@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 func TestParse(t *testing.T) {
@@ -92,21 +94,6 @@ func (c *collector) messages() []string {
 	return out
 }
 
-func waitFor(t *testing.T, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func follow(t *testing.T, opts Options, c *collector) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -167,7 +154,7 @@ func TestStreamContinuationLinesAndGap(t *testing.T) {
 	fmt.Fprint(f, "6,16,4000,-;new rec")
 	time.Sleep(100 * time.Millisecond)
 	fmt.Fprint(f, "ord\n SUBSYSTEM=x\n6,20,5000,-;last\n")
-	waitFor(t, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if got := c.messages(); len(got) != 5 || got[3] != "new record" || got[4] != "last" {
 			return fmt.Errorf("messages %q", got)
 		}
@@ -256,7 +243,7 @@ func TestDeviceEPIPE(t *testing.T) {
 		fakeRead{record: "6,7,70,-;seven\n"},
 		fakeRead{record: "6,8,80,-;eight\n"},
 	)
-	waitFor(t, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if got := c.messages(); len(got) != 4 {
 			return fmt.Errorf("messages %q", got)
 		}
