@@ -100,14 +100,20 @@ func (w *Writer) snapshot() []Desired {
 // pollInterval is how often the Node is read when it cannot be watched.
 const pollInterval = 10 * time.Second
 
-// Run watches the Node and writes until ctx ends.
+// Run watches the Node, or reads it every pollInterval where it may not
+// watch, and writes until ctx ends; then it returns nil.
 func (w *Writer) Run(ctx context.Context) error {
 	if w.watchForbidden(ctx) {
 		// node-problem-detector's ClusterRole grants only get on nodes; an
 		// agent dropped into NPD's DaemonSet still works, reading its Node
 		// on a timer instead of watching it.
 		w.log.Info("not allowed to watch nodes; reading the Node every "+pollInterval.String()+" instead", "node", w.nodeName)
-		return w.runPolling(ctx)
+		tick := time.NewTicker(pollInterval)
+		defer tick.Stop()
+		w.loop(ctx, tick.C, func(ctx context.Context) (*corev1.Node, error) {
+			return w.client.GetNode(ctx, w.nodeName, metav1.GetOptions{})
+		})
+		return nil
 	}
 	// A change by anyone (kubelet, a human removing our condition) wakes the
 	// writer, so the Node converges back to the desired state.
@@ -120,29 +126,42 @@ func (w *Writer) Run(ctx context.Context) error {
 		},
 	})
 	go informer.RunWithContext(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
+		return nil
+	}
+	w.loop(ctx, nil, func(context.Context) (*corev1.Node, error) {
+		obj, exists, err := store.GetByKey(w.nodeName)
+		if !exists || err != nil {
+			return nil, err // no Node yet: the informer wakes us when it appears
+		}
+		return obj.(*corev1.Node), nil
+	})
+	return nil
+}
 
+// loop reads the Node with get and writes it on every wake, every tick and
+// every retry, until ctx ends. A failure is retried with backoff, so what
+// was set during an outage is written when the API server is back.
+func (w *Writer) loop(ctx context.Context, tick <-chan time.Time, get func(context.Context) (*corev1.Node, error)) {
 	backoff := newBackoff()
 	var retry <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-w.wake:
+		case <-tick:
 		case <-retry:
 		}
 		retry = nil
-		if !informer.HasSynced() {
-			retry = time.After(100 * time.Millisecond)
+		node, err := get(ctx)
+		if node == nil && err == nil {
 			continue
 		}
-		obj, exists, err := store.GetByKey(w.nodeName)
-		if err != nil {
-			return err
+		if err == nil {
+			err = w.sync(ctx, node)
 		}
-		if !exists {
-			continue // the informer wakes us when the Node appears
-		}
-		if err := w.sync(ctx, obj.(*corev1.Node)); err != nil {
+		if err != nil && ctx.Err() == nil {
 			delay := backoff.next()
 			w.log.Error(err, "writing node conditions failed; retrying", "node", w.nodeName, "retryIn", delay)
 			retry = time.After(delay)
@@ -174,36 +193,6 @@ func (w *Writer) watchForbidden(ctx context.Context) bool {
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", w.nodeName).String(),
 	})
 	return apierrors.IsForbidden(err)
-}
-
-// runPolling is Run without a watch: the Node is read on every change of
-// the desired state and every pollInterval.
-func (w *Writer) runPolling(ctx context.Context) error {
-	backoff := newBackoff()
-	tick := time.NewTicker(pollInterval)
-	defer tick.Stop()
-	var retry <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-w.wake:
-		case <-tick.C:
-		case <-retry:
-		}
-		retry = nil
-		node, err := w.client.GetNode(ctx, w.nodeName, metav1.GetOptions{})
-		if err == nil {
-			err = w.sync(ctx, node)
-		}
-		if err != nil && ctx.Err() == nil {
-			delay := backoff.next()
-			w.log.Error(err, "writing node conditions failed; retrying", "node", w.nodeName, "retryIn", delay)
-			retry = time.After(delay)
-			continue
-		}
-		backoff.reset()
-	}
 }
 
 func (w *Writer) sync(ctx context.Context, node *corev1.Node) error {
