@@ -47,10 +47,6 @@ import (
 // that a resumed drain is no storm.
 const DefaultParallelism = 5
 
-// DefaultTimeout is the drain timeout when neither a deadline nor
-// Options.Timeout is given (the CRD's default).
-const DefaultTimeout = 15 * time.Minute
-
 const (
 	// retryInterval spaces eviction attempts the API server refused without
 	// a Retry-After (a PDB answers 429 with none), and failed pod listings.
@@ -71,8 +67,6 @@ var (
 
 // Options say how to drain; OptionsFrom makes them from a policy.
 type Options struct {
-	// Timeout bounds the drain when Drain is given no deadline.
-	Timeout time.Duration
 	// GracePeriodSeconds caps each pod's termination grace period; nil
 	// leaves each pod's own.
 	GracePeriodSeconds    *int64
@@ -88,9 +82,10 @@ type Options struct {
 
 // OptionsFrom turns a policy's DrainSpec into Options, with the CRD's
 // defaults for fields the API server did not default (e.g. in unit tests).
+// spec.timeout is not among them: it is part of the deadline the caller
+// passes to Drain.
 func OptionsFrom(spec v1alpha1.DrainSpec) Options {
 	return Options{
-		Timeout:                 spec.Timeout.Duration,
 		GracePeriodSeconds:      spec.GracePeriodSeconds,
 		EvictDaemonSetPods:      spec.EvictDaemonSetPods,
 		EvictEmptyDirPods:       spec.EvictEmptyDirPods == nil || *spec.EvictEmptyDirPods,
@@ -102,9 +97,6 @@ func OptionsFrom(spec v1alpha1.DrainSpec) Options {
 func (o Options) withDefaults() Options {
 	if o.Parallelism <= 0 {
 		o.Parallelism = DefaultParallelism
-	}
-	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
 	}
 	return o
 }
@@ -157,12 +149,11 @@ func (p PodRef) String() string {
 // wrapping ErrBlocked or ErrTimeout when the drain failed (the node should be
 // marked DrainFailed); ctx's error when ctx ended first (the node was
 // released, or the controller stops: the drain is not failed, and calling
-// Drain again resumes it). A zero deadline means opts.Timeout from now.
+// Drain again resumes it). The deadline is the caller's: the controller
+// counts it from the node's Draining state-since, so a resumed drain keeps
+// the deadline it had from the start.
 func (d *Drainer) Drain(ctx context.Context, nodeName string, opts Options, deadline time.Time) (Result, error) {
 	opts = opts.withDefaults()
-	if deadline.IsZero() {
-		deadline = time.Now().Add(opts.Timeout)
-	}
 	drainCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	log := d.Log.WithValues("node", nodeName)

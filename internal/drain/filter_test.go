@@ -178,18 +178,17 @@ func TestOptionsFrom(t *testing.T) {
 	// the CRD's default says.
 	got := OptionsFrom(v1alpha1.DrainSpec{}).withDefaults()
 	if !got.EvictEmptyDirPods || got.EvictUnreplicatedPods || got.EvictDaemonSetPods ||
-		got.Timeout != DefaultTimeout || got.Parallelism != DefaultParallelism || got.GracePeriodSeconds != nil {
+		got.Parallelism != DefaultParallelism || got.GracePeriodSeconds != nil {
 		t.Errorf("OptionsFrom(empty spec) = %+v", got)
 	}
 	got = OptionsFrom(v1alpha1.DrainSpec{
-		Timeout:                 metav1.Duration{Duration: time.Minute},
 		GracePeriodSeconds:      ptr.To[int64](5),
 		EvictDaemonSetPods:      true,
 		EvictEmptyDirPods:       ptr.To(false),
 		EvictUnreplicatedPods:   true,
 		ProtectedPodAnnotations: []string{"k"},
 	})
-	if got.Timeout != time.Minute || *got.GracePeriodSeconds != 5 || !got.EvictDaemonSetPods || got.EvictEmptyDirPods ||
+	if *got.GracePeriodSeconds != 5 || !got.EvictDaemonSetPods || got.EvictEmptyDirPods ||
 		!got.EvictUnreplicatedPods || len(got.ProtectedPodAnnotations) != 1 {
 		t.Errorf("OptionsFrom(full spec) = %+v", got)
 	}
