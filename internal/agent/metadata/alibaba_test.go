@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -71,7 +72,7 @@ func TestAlibabaActiveSystemEvents(t *testing.T) {
 	tk.revoke()
 	cluster.Eventually(t, 5*time.Second, func() error {
 		if s.errorCount("maintenance/active-system-events", "token") < 2 {
-			return errString("token failures not counted")
+			return errors.New("token failures not counted")
 		}
 		return nil
 	})

@@ -1,9 +1,11 @@
 package metadata
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -155,9 +157,9 @@ func TestAWSTokenFlow(t *testing.T) {
 	mark := out.mark()
 	tk.setFailPut(http.StatusForbidden)
 	tk.revoke()
-	cluster.Eventually(t, 5*1e9, func() error {
+	cluster.Eventually(t, 5*time.Second, func() error {
 		if s.errorCount("events/maintenance/scheduled", "token") < 2 {
-			return errString("token failures not counted")
+			return errors.New("token failures not counted")
 		}
 		return nil
 	})
@@ -166,7 +168,3 @@ func TestAWSTokenFlow(t *testing.T) {
 	}
 	noRejections(t, f, "no valid "+awsTokenHeader)
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }

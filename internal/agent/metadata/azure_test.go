@@ -187,7 +187,7 @@ func TestAzureAcknowledgeOnceDrained(t *testing.T) {
 	state.Store("Drained")
 	cluster.Eventually(t, 5*time.Second, func() error {
 		if len(f.acknowledged()) == 0 {
-			return errString("not acknowledged")
+			return errors.New("not acknowledged")
 		}
 		return nil
 	})

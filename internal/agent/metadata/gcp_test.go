@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -90,7 +91,7 @@ func TestGCPLongPoll(t *testing.T) {
 				return nil
 			}
 		}
-		return errString("no long poll with wait_for_change=true&last_etag=<NONE's>&timeout_sec=3600 yet")
+		return errors.New("no long poll with wait_for_change=true&last_etag=<NONE's>&timeout_sec=3600 yet")
 	})
 
 	before := time.Now().UTC().Truncate(time.Second)
@@ -151,7 +152,7 @@ func TestGCPResponseMustComeFromGoogle(t *testing.T) {
 	out.wait(t, "HostEventDelete", corev1.ConditionFalse, "NoHostEvent", "")
 	cluster.Eventually(t, 5*time.Second, func() error {
 		if s.errorCount("maintenance-event", "bad_response") < 1 {
-			return errString("not counted")
+			return errors.New("not counted")
 		}
 		return nil
 	})

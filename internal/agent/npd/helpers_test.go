@@ -190,5 +190,3 @@ func sortedEvents(es []ev) []ev {
 	})
 	return out
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

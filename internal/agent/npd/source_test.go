@@ -1,6 +1,7 @@
 package npd
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,20 +25,20 @@ func TestJournaldUnavailable(t *testing.T) {
 	cluster.Eventually(t, 5*time.Second, func() error {
 		want := map[string]cond{"CorruptDockerOverlay2": {"False", "NoCorruptDockerOverlay2", "docker overlay2 is functioning properly" + notMonitored}}
 		if diff := cmp.Diff(want, sink.condMap()); diff != "" {
-			return errorf("conditions (-want +got):\n%s", diff)
+			return fmt.Errorf("conditions (-want +got):\n%s", diff)
 		}
 		evs := sink.eventList()
 		if len(evs) != 1 {
-			return errorf("events %v", evs)
+			return fmt.Errorf("events %v", evs)
 		}
 		e := evs[0]
 		for _, s := range []string{p, "journald", "dockerd", "CorruptDockerImage, CorruptDockerOverlay2, DockerContainerStartupFailure", "libsystemd"} {
 			if !strings.Contains(e.Message, s) {
-				return errorf("event message %q does not say %q", e.Message, s)
+				return fmt.Errorf("event message %q does not say %q", e.Message, s)
 			}
 		}
 		if e.Type != warning || e.Reason != "NPDMonitorUnavailable" {
-			return errorf("event %+v", e)
+			return fmt.Errorf("event %+v", e)
 		}
 		return nil
 	})
