@@ -143,7 +143,7 @@ func (w *Writer) Run(ctx context.Context) error {
 // every retry, until ctx ends. A failure is retried with backoff, so what
 // was set during an outage is written when the API server is back.
 func (w *Writer) loop(ctx context.Context, tick <-chan time.Time, get func(context.Context) (*corev1.Node, error)) {
-	backoff := newBackoff()
+	var delay time.Duration // before the next retry; 0 after a success
 	var retry <-chan time.Time
 	for {
 		select {
@@ -162,12 +162,14 @@ func (w *Writer) loop(ctx context.Context, tick <-chan time.Time, get func(conte
 			err = w.sync(ctx, node)
 		}
 		if err != nil && ctx.Err() == nil {
-			delay := backoff.next()
+			// Doubling from 200ms to 30s, as the event recorder does: fast
+			// recovery from a blip, no hammering of an API server that is down.
+			delay = min(max(2*delay, 200*time.Millisecond), 30*time.Second)
 			w.log.Error(err, "writing node conditions failed; retrying", "node", w.nodeName, "retryIn", delay)
 			retry = time.After(delay)
 			continue
 		}
-		backoff.reset()
+		delay = 0
 	}
 }
 
@@ -216,21 +218,3 @@ func (w *Writer) sync(ctx context.Context, node *corev1.Node) error {
 	w.synced.Store(true)
 	return nil
 }
-
-// backoff doubles from 200ms to 30s: fast recovery from a blip, and no
-// hammering of an API server that is down.
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) next() time.Duration {
-	switch {
-	case b.d == 0:
-		b.d = 200 * time.Millisecond
-	case b.d < 30*time.Second:
-		b.d = min(2*b.d, 30*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
