@@ -256,21 +256,15 @@ func (st *pluginState) handle(r *Rule, res pluginResult) {
 	var reason, message string
 	update := true
 	switch {
-	case c.status == corev1.ConditionTrue && status != corev1.ConditionTrue:
-		// The problem is gone (or its state unknown): back to the default
+	case status != corev1.ConditionTrue && status != c.status:
+		// No problem (any more), or its state is unknown: the default
 		// reason; the plugin's message matters only when Unknown.
 		reason, message = c.def.Reason, c.def.Message
 		if status == corev1.ConditionUnknown {
 			message = res.message
 		}
-	case c.status != corev1.ConditionTrue && status == corev1.ConditionTrue:
-		reason, message = r.Reason, res.message
-	case c.status != status:
-		reason, message = c.def.Reason, c.def.Message
-		if status == corev1.ConditionUnknown {
-			message = res.message
-		}
-	case status == corev1.ConditionTrue && (c.reason != r.Reason || (s.cfg.MessageChangeBasedConditionUpdate && c.message != res.message)):
+	case status == corev1.ConditionTrue && (c.status != corev1.ConditionTrue || c.reason != r.Reason ||
+		(s.cfg.MessageChangeBasedConditionUpdate && c.message != res.message)):
 		reason, message = r.Reason, res.message
 	default:
 		update = false
