@@ -9,11 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 var (
@@ -159,7 +160,6 @@ func BenchmarkAgentRSS(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer out.Close()
 	args := []string{"--node-name", node, "--kubeconfig", c.Kubeconfig, "--host-event-log", logPath,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}
 	if filepath.Base(bin) == "nodewarden" {
@@ -167,27 +167,18 @@ func BenchmarkAgentRSS(b *testing.B) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("NODEWARDEN_BENCH_AGENT_ENV"))...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	agent, err := cluster.StartCommand("agent", cmd, out)
+	if err != nil {
 		b.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		agent.Stop()
 		if b.Failed() {
 			tail, _ := os.ReadFile(outPath)
 			b.Logf("agent output (%s):\n%s", outPath, tail[max(0, len(tail)-4000):])
 		}
 	}()
-	pid := cmd.Process.Pid
+	pid := agent.Pid()
 
 	started := time.Now()
 	waitCondition(b, c, node, benchCondition, corev1.ConditionFalse, "NoHostEvent", 30*time.Second)

@@ -28,12 +28,17 @@ type Process struct {
 
 // StartProcess runs path with args, its output appended to dir/name.log.
 func StartProcess(dir, name, path string, args ...string) (*Process, error) {
-	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(path, args...)
+	return StartCommand(name, exec.Command(path, args...), logFile)
+}
+
+// StartCommand is StartProcess for a command the caller has set up further
+// (its environment, say), its output written to logFile, which the Process
+// closes when the command ends.
+func StartCommand(name string, cmd *exec.Cmd, logFile *os.File) (*Process, error) {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Pdeathsig: if the test binary dies (a -timeout panic, kill -9), the
 	// kernel kills the process too, so no orphan keeps ports or CPU.
@@ -42,7 +47,7 @@ func StartProcess(dir, name, path string, args ...string) (*Process, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, LogPath: logFile.Name(), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		logFile.Close()
@@ -50,6 +55,9 @@ func StartProcess(dir, name, path string, args ...string) (*Process, error) {
 	}()
 	return p, nil
 }
+
+// Pid is the process's id, e.g. to read its memory from /proc.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Exited reports whether the process has ended; Err is then why.
 func (p *Process) Exited() bool {

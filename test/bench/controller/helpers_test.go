@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -262,21 +261,11 @@ func clientKey(name string) client.ObjectKey { return client.ObjectKey{Name: nam
 // ---------------------------------------------------------------------------
 // The controller as a process.
 
-// proc is a running `nodewarden controller`.
-type proc struct {
-	cmd     *exec.Cmd
-	pid     int
-	logPath string
-	exited  chan struct{}
-	err     error
-	once    sync.Once
-}
-
 // startController runs `bin controller` against the cluster, its output in
 // logPath. Extra environment for it (GODEBUG=gctrace=1, GOMEMLIMIT=...) goes
 // in $NODEWARDEN_BENCH_CONTROLLER_ENV, space-separated. The kernel kills it
-// if the benchmark dies; stop is also registered as a cleanup.
-func startController(b *testing.B, bin, kubeconfig, logPath string) *proc {
+// if the benchmark dies; it is stopped when the benchmark ends.
+func startController(b *testing.B, bin, kubeconfig, logPath string) *cluster.Process {
 	b.Helper()
 	out, err := os.Create(logPath)
 	if err != nil {
@@ -285,48 +274,20 @@ func startController(b *testing.B, bin, kubeconfig, logPath string) *proc {
 	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
 	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("NODEWARDEN_BENCH_CONTROLLER_ENV"))...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		out.Close()
+	p, err := cluster.StartCommand("controller", cmd, out)
+	if err != nil {
 		b.Fatal(err)
 	}
-	p := &proc{cmd: cmd, pid: cmd.Process.Pid, logPath: logPath, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		out.Close()
-		close(p.exited)
-	}()
-	b.Cleanup(p.stop)
+	b.Cleanup(p.Stop)
 	return p
 }
 
-// stop sends SIGTERM, then SIGKILL after 10 s.
-func (p *proc) stop() {
-	p.once.Do(func() {
-		select {
-		case <-p.exited:
-			return
-		default:
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-}
-
 // alive fails the benchmark if the controller exited.
-func (p *proc) alive(b *testing.B) {
+func alive(b *testing.B, p *cluster.Process) {
 	b.Helper()
-	select {
-	case <-p.exited:
-		tail, _ := os.ReadFile(p.logPath)
-		b.Fatalf("controller exited (%v); last output:\n%s", p.err, tail[max(0, len(tail)-4000):])
-	default:
+	if p.Exited() {
+		tail, _ := os.ReadFile(p.LogPath)
+		b.Fatalf("controller exited (%v); last output:\n%s", p.Err(), tail[max(0, len(tail)-4000):])
 	}
 }
 

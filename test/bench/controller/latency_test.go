@@ -86,7 +86,7 @@ func BenchmarkConditionToCordon(b *testing.B) {
 		b.Logf("controller in-process, client QPS %v", *cordonQPS)
 	} else {
 		p := startController(b, bench.BinaryUnderTest(b, "nodewarden"), e.c.Kubeconfig, logPath)
-		pid = p.pid
+		pid = p.Pid()
 		b.Logf("controller pid %d, output in %s", pid, logPath)
 	}
 	if err := e.c.Client.Create(ctx, policy("cordon-bench", n, false)); err != nil {

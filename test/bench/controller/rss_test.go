@@ -19,6 +19,7 @@ import (
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/test/bench"
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 var (
@@ -235,11 +236,11 @@ type rssSample struct {
 }
 
 // sample reads the controller's memory every second for d.
-func sample(p *proc, d time.Duration) []rssSample {
+func sample(p *cluster.Process, d time.Duration) []rssSample {
 	start := time.Now()
 	var out []rssSample
 	for {
-		if st, err := bench.ProcStatus(p.pid); err == nil {
+		if st, err := bench.ProcStatus(p.Pid()); err == nil {
 			out = append(out, rssSample{at: time.Since(start), rss: st["VmRSS"], anon: st["RssAnon"], file: st["RssFile"]})
 		}
 		if time.Since(start) >= d {
@@ -277,18 +278,18 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 	}
 	b.Cleanup(func() { _ = r.c.Client.Delete(context.Background(), policy(name, 1, true)) })
 	if err := r.waitPolicySynced(ctx, name, c.nodes, 5*time.Minute); err != nil {
-		p.alive(b)
+		alive(b, p)
 		b.Fatal(err)
 	}
 	syncFor := time.Since(started)
-	st0, _ := bench.ProcStatus(p.pid)
-	b.Logf("controller pid %d synced %d nodes in %.1fs: VmRSS %.1f MiB; output in %s", p.pid, c.nodes, syncFor.Seconds(), bench.MiB(st0["VmRSS"]), logPath)
+	st0, _ := bench.ProcStatus(p.Pid())
+	b.Logf("controller pid %d synced %d nodes in %.1fs: VmRSS %.1f MiB; output in %s", p.Pid(), c.nodes, syncFor.Seconds(), bench.MiB(st0["VmRSS"]), logPath)
 
 	// Idle.
-	cpu0 := cpuTime(p.pid)
+	cpu0 := cpuTime(p.Pid())
 	idle := sample(p, *rssIdle)
-	idleCPU := cpuTime(p.pid) - cpu0
-	p.alive(b)
+	idleCPU := cpuTime(p.Pid()) - cpu0
+	alive(b, p)
 	idleLast := idle[len(idle)-1]
 	var idleMax int64
 	for _, x := range idle {
@@ -317,12 +318,12 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 		}
 		cordoned, err := r.w.waitFirst(names, obs.cordoned, 2*time.Minute)
 		if err != nil {
-			p.alive(b)
+			alive(b, p)
 			b.Fatalf("cordon: %v", err)
 		}
 		drained, err := r.w.waitFirst(names, func(o obs) bool { return o.state == string(v1alpha1.StateDrained) }, 5*time.Minute)
 		if err != nil {
-			p.alive(b)
+			alive(b, p)
 			b.Fatalf("drain: %v", err)
 		}
 		for _, n := range names {
@@ -347,15 +348,15 @@ func (r *rssEnv) measure(b *testing.B, ctx context.Context, c rssConfig) {
 
 	// Idle again.
 	after := sample(p, *rssAfter)
-	p.alive(b)
+	alive(b, p)
 	afterLast := after[len(after)-1]
-	st, err := bench.ProcStatus(p.pid)
+	st, err := bench.ProcStatus(p.Pid())
 	if err != nil {
 		b.Fatal(err)
 	}
 	load1 := loadavg()
 	b.Logf("after VmRSS MiB:%s", timeline(after))
-	p.stop()
+	p.Stop()
 
 	cs, ds := bench.SortedCopy(cordon), bench.SortedCopy(drain)
 	b.Logf("%d nodes × %d pods: idle VmRSS %.1f MiB (anon %.1f, file %.1f); after %d triggers VmRSS %.1f MiB (anon %.1f); VmHWM %.1f MiB; "+
