@@ -401,6 +401,38 @@ func (c *Config) parseSystemLog(root *object, unused []string) ([]string, error)
 		}
 	}
 
+	return c.parseRules(root, unused, parseLogRule)
+}
+
+// parseLogRule reads what a log monitor's rule has besides the basics.
+func parseLogRule(o *object, r *Rule) error {
+	if _, err := o.get("pattern", &r.Pattern); err != nil {
+		return err
+	}
+	if !o.has("pattern") {
+		return fmt.Errorf("%s: pattern: missing", r.name())
+	}
+	var err error
+	if r.re, err = compilePattern(r.Pattern); err != nil {
+		return fmt.Errorf("%s: pattern: invalid regular expression %q: %w", r.name(), r.Pattern, err)
+	}
+	return nil
+}
+
+func parseDuration(o *object, key, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, o.fieldErr(key, fmt.Errorf("%q is not a duration (e.g. 5m)", s))
+	}
+	return d, nil
+}
+
+// parseRules reads `rules`: for each, what every rule has (getRuleBasics),
+// then what the plugin's rules have (parseRule).
+func (c *Config) parseRules(root *object, unused []string, parseRule func(o *object, r *Rule) error) ([]string, error) {
 	var rules []json.RawMessage
 	if _, err := root.get("rules", &rules); err != nil {
 		return nil, err
@@ -414,30 +446,13 @@ func (c *Config) parseSystemLog(root *object, unused []string) ([]string, error)
 		if err := getRuleBasics(o, &r); err != nil {
 			return nil, err
 		}
-		if _, err := o.get("pattern", &r.Pattern); err != nil {
+		if err := parseRule(o, &r); err != nil {
 			return nil, err
-		}
-		if !o.has("pattern") {
-			return nil, fmt.Errorf("%s: pattern: missing", r.name())
-		}
-		if r.re, err = compilePattern(r.Pattern); err != nil {
-			return nil, fmt.Errorf("%s: pattern: invalid regular expression %q: %w", r.name(), r.Pattern, err)
 		}
 		unused = append(unused, o.unused()...)
 		c.Rules = append(c.Rules, r)
 	}
 	return unused, nil
-}
-
-func parseDuration(o *object, key, s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, o.fieldErr(key, fmt.Errorf("%q is not a duration (e.g. 5m)", s))
-	}
-	return d, nil
 }
 
 func getRuleBasics(o *object, r *Rule) error {
@@ -497,53 +512,44 @@ func (c *Config) parseCustom(root *object, unused []string, opts LoadOptions) ([
 		unused = append(unused, o.unused()...)
 	}
 
-	var rules []json.RawMessage
-	if _, err := root.get("rules", &rules); err != nil {
-		return nil, err
+	return c.parseRules(root, unused, func(o *object, r *Rule) error { return c.parseCustomRule(o, r, opts) })
+}
+
+// parseCustomRule reads what a custom plugin's rule has besides the basics.
+func (c *Config) parseCustomRule(o *object, r *Rule, opts LoadOptions) error {
+	r.Timeout, r.InvokeInterval = c.Timeout, c.InvokeInterval
+	var timeout, interval string
+	for _, f := range []struct {
+		key string
+		dst any
+	}{{"path", &r.Path}, {"args", &r.Args}, {"timeout", &timeout}, {"invoke_interval", &interval}} {
+		if _, err := o.get(f.key, f.dst); err != nil {
+			return fmt.Errorf("%s: %w", r.name(), err)
+		}
 	}
-	for i, raw := range rules {
-		o, err := newObject(fmt.Sprintf("rules[%d]", i), raw)
-		if err != nil {
-			return nil, err
-		}
-		r := Rule{Index: i, Timeout: c.Timeout, InvokeInterval: c.InvokeInterval}
-		if err := getRuleBasics(o, &r); err != nil {
-			return nil, err
-		}
-		var timeout, interval string
-		for _, f := range []struct {
-			key string
-			dst any
-		}{{"path", &r.Path}, {"args", &r.Args}, {"timeout", &timeout}, {"invoke_interval", &interval}} {
-			if _, err := o.get(f.key, f.dst); err != nil {
-				return nil, fmt.Errorf("%s: %w", r.name(), err)
-			}
-		}
-		if r.Path == "" {
-			return nil, fmt.Errorf("%s: path: missing; a custom plugin rule runs the program at path", r.name())
-		}
-		if !opts.SkipPluginPathCheck {
-			if _, err := os.Stat(r.Path); err != nil {
-				return nil, fmt.Errorf("%s: path: plugin %q cannot be run: %w", r.name(), r.Path, unwrapPathError(err))
-			}
-		}
-		if timeout != "" {
-			if r.Timeout, err = positiveDuration(o, "timeout", timeout); err != nil {
-				return nil, fmt.Errorf("%s: %w", r.name(), err)
-			}
-			if r.Timeout > c.Timeout {
-				return nil, fmt.Errorf("%s: timeout: %v is longer than the global pluginConfig.timeout %v", r.name(), r.Timeout, c.Timeout)
-			}
-		}
-		if interval != "" {
-			if r.InvokeInterval, err = positiveDuration(o, "invoke_interval", interval); err != nil {
-				return nil, fmt.Errorf("%s: %w", r.name(), err)
-			}
-		}
-		unused = append(unused, o.unused()...)
-		c.Rules = append(c.Rules, r)
+	if r.Path == "" {
+		return fmt.Errorf("%s: path: missing; a custom plugin rule runs the program at path", r.name())
 	}
-	return unused, nil
+	if !opts.SkipPluginPathCheck {
+		if _, err := os.Stat(r.Path); err != nil {
+			return fmt.Errorf("%s: path: plugin %q cannot be run: %w", r.name(), r.Path, unwrapPathError(err))
+		}
+	}
+	var err error
+	if timeout != "" {
+		if r.Timeout, err = positiveDuration(o, "timeout", timeout); err != nil {
+			return fmt.Errorf("%s: %w", r.name(), err)
+		}
+		if r.Timeout > c.Timeout {
+			return fmt.Errorf("%s: timeout: %v is longer than the global pluginConfig.timeout %v", r.name(), r.Timeout, c.Timeout)
+		}
+	}
+	if interval != "" {
+		if r.InvokeInterval, err = positiveDuration(o, "invoke_interval", interval); err != nil {
+			return fmt.Errorf("%s: %w", r.name(), err)
+		}
+	}
+	return nil
 }
 
 func unwrapPathError(err error) error {
