@@ -101,23 +101,24 @@ func (c *Client) GetNode(ctx context.Context, name string, opts metav1.GetOption
 
 // ListNodes lists Nodes; the agent always passes a field selector for its own.
 func (c *Client) ListNodes(ctx context.Context, opts metav1.ListOptions) (*corev1.NodeList, error) {
-	var timeout time.Duration
-	if opts.TimeoutSeconds != nil {
-		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
-	}
 	list := &corev1.NodeList{}
-	err := c.core.Get().Resource("nodes").VersionedParams(&opts, parameterCodec).Timeout(timeout).Do(ctx).Into(list)
+	err := c.core.Get().Resource("nodes").VersionedParams(&opts, parameterCodec).Timeout(timeout(opts)).Do(ctx).Into(list)
 	return list, err
 }
 
 // WatchNodes watches Nodes.
 func (c *Client) WatchNodes(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-	var timeout time.Duration
-	if opts.TimeoutSeconds != nil {
-		timeout = time.Duration(*opts.TimeoutSeconds) * time.Second
-	}
 	opts.Watch = true
-	return c.core.Get().Resource("nodes").VersionedParams(&opts, parameterCodec).Timeout(timeout).Watch(ctx)
+	return c.core.Get().Resource("nodes").VersionedParams(&opts, parameterCodec).Timeout(timeout(opts)).Watch(ctx)
+}
+
+// timeout is the client-side timeout of a list or watch: the server-side
+// one it asks for, or none.
+func timeout(opts metav1.ListOptions) time.Duration {
+	if opts.TimeoutSeconds == nil {
+		return 0
+	}
+	return time.Duration(*opts.TimeoutSeconds) * time.Second
 }
 
 // PatchNodeStatus sends a strategic-merge patch to a Node's status.
