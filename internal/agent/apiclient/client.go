@@ -7,7 +7,7 @@
 // API groups at start-up, and that alone costs the process more than the
 // agent's whole budget (measured in docs/performance.md). Nothing the agent
 // links may import it: not this package, not the agent's packages, not
-// cmd/nodewarden-agent. A test in this package keeps it that way.
+// cmd/nodewarden-agent. cmd/nodewarden-agent's test keeps it that way.
 package apiclient
 
 import (
