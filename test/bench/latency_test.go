@@ -22,6 +22,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/hostevent"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 	"github.com/nodewarden/nodewarden/test/cluster"
+	"github.com/nodewarden/nodewarden/test/e2e"
 )
 
 const (
@@ -114,8 +115,7 @@ func nextLine(seq int) []byte {
 	if seq%2 == 1 {
 		status = hostevent.StatusExecuted
 	}
-	return fmt.Appendf(nil, "%s - WARNING - Ecs event type is: SystemMaintenance.Reboot,event status is: %s,action ISO 8601 time is %s\n",
-		logged.Format(time.DateTime), status, action.Format(time.RFC3339))
+	return []byte(e2e.HostEventLine(logged, "SystemMaintenance.Reboot", string(status), action))
 }
 
 // observed is a Node as the watch delivered it, stamped on receipt.

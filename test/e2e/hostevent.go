@@ -4,8 +4,8 @@
 // would — by appending lines to each node's host event log and by editing
 // policies and PodDisruptionBudgets — and check the cluster's real state.
 //
-// The non-test files hold what the demo (cmd/demo, `make demo`) shares with
-// the tests.
+// The non-test files hold what the demo (cmd/demo, `make demo`) and the
+// benchmarks (test/bench) share with the tests.
 package e2e
 
 import (
