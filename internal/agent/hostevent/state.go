@@ -133,9 +133,6 @@ func NewTracker(m Mapping) *Tracker {
 	return &Tracker{mapping: m, groups: map[string]map[ID]*record{}}
 }
 
-// Mapping returns the mapping the Tracker was built with.
-func (t *Tracker) Mapping() Mapping { return t.mapping }
-
 // Unmapped reports whether e drives no condition; the agent reports such
 // events as Warning Events on the Node instead.
 func (t *Tracker) Unmapped(e Event) bool {
