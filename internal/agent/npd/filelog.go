@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/nodewarden/nodewarden/internal/agent/logfile"
 )
 
@@ -42,9 +44,8 @@ func (c *Config) translate(line string, loc *time.Location, now time.Time) (logE
 // event log: rotation (rename and copytruncate), truncation, a file that
 // does not exist yet, partial last lines. The rotated file (logPath.1) is
 // replayed too; `lookback` decides what of it counts.
-func filelogWatcher(c *Config, opts Options) watchFunc {
+func filelogWatcher(c *Config, opts Options, log logr.Logger) watchFunc {
 	return func(ctx context.Context, onEntry func(logEntry, bool), onReplayDone func()) {
-		log := opts.Log.WithName("npd").WithValues("config", c.File)
 		src := metricsSourceOf(c)
 		f := logfile.New(logfile.Options{
 			Path:           c.LogPath,

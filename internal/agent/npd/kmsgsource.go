@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/nodewarden/nodewarden/internal/agent/npd/kmsg"
 )
 
@@ -13,9 +15,8 @@ import (
 // `lookback` keeps the records logged within lookback of now (and past
 // `delay` after boot). Without a boot time no record of the replay can be
 // dated, and none counts: only new records do.
-func kmsgWatcher(c *Config, opts Options, m *Metrics) watchFunc {
+func kmsgWatcher(c *Config, opts Options, m *Metrics, log logr.Logger) watchFunc {
 	return func(ctx context.Context, onEntry func(logEntry, bool), onReplayDone func()) {
-		log := opts.Log.WithName("npd").WithValues("config", c.File)
 		src := metricsSourceOf(c)
 		boot := opts.BootTime
 		h := kmsg.Handler{

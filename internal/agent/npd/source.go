@@ -78,9 +78,9 @@ func newSource(c *Config, opts Options, m *Metrics) source.Source {
 	base := baseSource{cfg: c, opts: opts, metrics: m, log: opts.Log.WithName("npd").WithValues("config", c.File)}
 	switch c.Plugin {
 	case PluginFilelog:
-		return &logSource{baseSource: base, watch: filelogWatcher(c, opts)}
+		return &logSource{baseSource: base, watch: filelogWatcher(c, opts, base.log)}
 	case PluginKmsg:
-		return &logSource{baseSource: base, watch: kmsgWatcher(c, opts, m)}
+		return &logSource{baseSource: base, watch: kmsgWatcher(c, opts, m, base.log)}
 	case PluginJournald:
 		return &journaldSource{baseSource: base}
 	default:
