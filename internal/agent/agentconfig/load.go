@@ -137,20 +137,18 @@ func typeMeta() metav1.TypeMeta {
 
 func validateTypeMeta(tm metav1.TypeMeta) field.ErrorList {
 	want := typeMeta()
-	var errs field.ErrorList
-	switch tm.APIVersion {
-	case want.APIVersion:
+	return append(requireValue(field.NewPath("apiVersion"), tm.APIVersion, want.APIVersion),
+		requireValue(field.NewPath("kind"), tm.Kind, want.Kind)...)
+}
+
+// requireValue checks that the field at path, which has only one valid
+// value, has it.
+func requireValue(path *field.Path, got, want string) field.ErrorList {
+	switch got {
+	case want:
+		return nil
 	case "":
-		errs = append(errs, field.Required(field.NewPath("apiVersion"), want.APIVersion))
-	default:
-		errs = append(errs, field.NotSupported(field.NewPath("apiVersion"), tm.APIVersion, []string{want.APIVersion}))
+		return field.ErrorList{field.Required(path, want)}
 	}
-	switch tm.Kind {
-	case want.Kind:
-	case "":
-		errs = append(errs, field.Required(field.NewPath("kind"), want.Kind))
-	default:
-		errs = append(errs, field.NotSupported(field.NewPath("kind"), tm.Kind, []string{want.Kind}))
-	}
-	return errs
+	return field.ErrorList{field.NotSupported(path, got, []string{want})}
 }
