@@ -138,11 +138,12 @@ func (c *Cluster) startAPIServer(opts Options) error {
 	if crds == nil {
 		crds = []string{filepath.Join(RepoRoot(), "config", "crd", "bases")}
 	}
+	scheme := Scheme()
 	c.Env = &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     crds,
 		ErrorIfCRDPathMissing: false,
-		Scheme:                Scheme(),
+		Scheme:                scheme,
 	}
 	api := c.Env.ControlPlane.GetAPIServer()
 	for k, v := range opts.APIServerFlags {
@@ -166,7 +167,7 @@ func (c *Cluster) startAPIServer(opts Options) error {
 	if err := os.WriteFile(c.Kubeconfig, kubeconfig, 0o600); err != nil {
 		return err
 	}
-	if c.Client, err = client.New(cfg, client.Options{Scheme: Scheme()}); err != nil {
+	if c.Client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
 	c.Clientset, err = kubernetes.NewForConfig(cfg)
@@ -181,16 +182,16 @@ func (c *Cluster) wrapBinaries(names ...string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
+	launcher := "#!/bin/sh\nexec setpriv --pdeathsig KILL %q \"$@\"\n"
+	if _, err := os.Stat("/usr/bin/setpriv"); err != nil {
+		launcher = "#!/bin/sh\nexec %q \"$@\"\n"
+	}
 	for _, name := range names {
 		real, err := binary(name)
 		if err != nil {
 			return "", err
 		}
-		script := fmt.Sprintf("#!/bin/sh\nexec setpriv --pdeathsig KILL %q \"$@\"\n", real)
-		if _, err := os.Stat("/usr/bin/setpriv"); err != nil {
-			script = fmt.Sprintf("#!/bin/sh\nexec %q \"$@\"\n", real)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), fmt.Appendf(nil, launcher, real), 0o755); err != nil {
 			return "", err
 		}
 	}
@@ -211,7 +212,7 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kcm, err := c.start(ctx, "kube-controller-manager", fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort),
+	if _, err := c.start(ctx, "kube-controller-manager", fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort),
 		append(kubeconfigFlags,
 			"--secure-port="+portString(kcmPort),
 			// Signs the ServiceAccount tokens the tokens controller would need;
@@ -224,11 +225,9 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 			"--node-monitor-grace-period=1h",
 			"--concurrent-deployment-syncs=10",
 			"--concurrent-replicaset-syncs=10",
-		)...)
-	if err != nil {
+		)...); err != nil {
 		return err
 	}
-	_ = kcm
 
 	schedPort, err := freePort()
 	if err != nil {
