@@ -26,8 +26,7 @@ import (
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/controllers"
-	agentcondition "github.com/nodewarden/nodewarden/internal/agent/condition"
-	"github.com/nodewarden/nodewarden/internal/agent/metadata"
+	"github.com/nodewarden/nodewarden/internal/agent"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
@@ -67,16 +66,6 @@ func (f *fakeIMDSv2) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	http.NotFound(w, r) // spot/instance-action: no interruption
 }
-
-// metadataSink is what the agent gives its sources: the condition writer and
-// the event recorder.
-type metadataSink struct {
-	writer   *agentcondition.Writer
-	recorder *nodeevent.Recorder
-}
-
-func (s metadataSink) SetConditions(wants ...agentcondition.Want) { s.writer.Set(wants...) }
-func (s metadataSink) Record(e nodeevent.Event)                   { s.recorder.Record(e) }
 
 // The whole path on a real control plane: an EC2 scheduled reboot read from
 // a fake IMDSv2 endpoint becomes HostEventRebootAfter48=True on the Node, and
@@ -184,28 +173,24 @@ func TestMetadataAWSScheduledRebootDrainsNode(t *testing.T) {
 	}
 }
 
-// runMetadataAgent runs, for node, what the agent runs for a metadata source:
-// the source, the condition writer and the event recorder.
+// runMetadataAgent runs the agent of node in-process with cfg.
 func runMetadataAgent(t *testing.T, c *cluster.Cluster, node string, cfg *v1alpha1.AgentConfig) {
 	t.Helper()
-	log := testr.New(t)
-	client := cluster.AgentClient(t, c.Config)
-	src, err := metadata.New(cfg, metadata.Options{
-		BootTime:  time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
-		NodeState: metadata.NodeStateFromAPI(client, node),
-		Log:       log,
+	a, err := agent.New(agent.Options{
+		NodeName:  node,
+		Namespace: "default", // for the Lease
+		Client:    cluster.AgentClient(t, c.Config),
+		Config:    cfg,
+		BootTime:  time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), // before the fixture's event, which is then not taken as done
+		Log:       testr.New(t),
 	})
-	if err != nil || src == nil {
-		t.Fatalf("metadata.New: %v, %v", src, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	writer := agentcondition.NewWriter(client, node, log, nil)
-	recorder := nodeevent.NewRecorder(client, node, log, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = writer.Run(ctx) })
-	wg.Go(func() { recorder.Run(ctx) })
-	wg.Go(func() { src.Run(ctx, metadataSink{writer: writer, recorder: recorder}) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
 
 // startRemediationController runs the reconciler in-process as `nodewarden
