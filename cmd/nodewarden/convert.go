@@ -28,11 +28,7 @@ func newConvertCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
-			}
-			_, err = cmd.OutOrStdout().Write(out)
-			return err
+			return printResult(cmd, out, warnings)
 		},
 	}
 	npdCmd.Flags().BoolVar(&builtinHostEvents, "builtin-host-events", false,
@@ -56,12 +52,18 @@ Example:
 			if err != nil {
 				return err
 			}
-			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
-			}
-			_, err = cmd.OutOrStdout().Write(out)
-			return err
+			return printResult(cmd, out, warnings)
 		},
 	})
 	return cmd
+}
+
+// printResult prints a conversion: what could not be converted on stderr,
+// one warning a line, and the result on stdout, so that it can be piped.
+func printResult(cmd *cobra.Command, out []byte, warnings []string) error {
+	for _, w := range warnings {
+		fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+	}
+	_, err := cmd.OutOrStdout().Write(out)
+	return err
 }
