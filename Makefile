@@ -84,5 +84,6 @@ helm-lint: ## helm lint --strict the chart (test/install runs it too).
 
 .PHONY: render
 render: ## Print both installs: kustomize build config/default, helm template charts/nodewarden.
+	hack/k8s-bins.sh kustomize helm
 	$(BIN)/kustomize build config/default
 	$(BIN)/helm template nodewarden $(CHART) --namespace nodewarden-system --include-crds --kube-version v1.37.2
