@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -32,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
@@ -153,7 +153,7 @@ func (d *demo) ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.replicas = ptrValue(dep.Spec.Replicas)
+	d.replicas = ptr.Deref(dep.Spec.Replicas, 1)
 	if dep.Status.AvailableReplicas != d.replicas || dep.Status.UpdatedReplicas != d.replicas {
 		return fmt.Errorf("deployment %s: %d/%d available", d.app, dep.Status.AvailableReplicas, d.replicas)
 	}
@@ -219,13 +219,6 @@ func cond(n *corev1.Node) *corev1.NodeCondition {
 		}
 	}
 	return nil
-}
-
-func ptrValue(p *int32) int32 {
-	if p == nil {
-		return 1
-	}
-	return *p
 }
 
 // line prints one timeline entry, timed from the first write to the log.
@@ -365,7 +358,7 @@ func (d *demo) story(ctx context.Context) error {
 				case s != "" && state == "" && o.Spec.Unschedulable:
 					d.line(d.node, "cordoned by policy %s (nodewarden.io/state=%s)", o.Annotations[v1alpha1.AnnotationPolicy], s)
 					cordoned = true
-				case s == "Drained":
+				case s == string(v1alpha1.StateDrained):
 					d.line(d.node, "drained (nodewarden.io/state=Drained), %d %s pods left on it", len(onNode), d.app)
 				case s != "":
 					d.line(d.node, "nodewarden.io/state=%s", s)
@@ -413,7 +406,7 @@ func (d *demo) story(ctx context.Context) error {
 			}
 		}
 
-		if state == "Drained" && !settled && len(onNode) == 0 && int32(len(running)) == d.replicas {
+		if state == string(v1alpha1.StateDrained) && !settled && len(onNode) == 0 && int32(len(running)) == d.replicas {
 			settled = true
 			pods := make([]corev1.Pod, 0, len(running))
 			for _, p := range running {
@@ -427,20 +420,17 @@ func (d *demo) story(ctx context.Context) error {
 			executedAt = time.Now()
 			d.line(d.node, "host event log <- %s Executed", eventType)
 		}
-		if state == "DrainFailed" {
+		if state == string(v1alpha1.StateDrainFailed) {
 			return errors.New("the drain failed; see the controller's log")
 		}
 	}
 }
 
 func hasNodewardenAnnotations(n *corev1.Node) bool {
-	return slices.ContainsFunc(keys(n.Annotations), func(k string) bool { return strings.HasPrefix(k, "nodewarden.io/") })
-}
-
-func keys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
+	for k := range n.Annotations {
+		if strings.HasPrefix(k, "nodewarden.io/") {
+			return true
+		}
 	}
-	return out
+	return false
 }
