@@ -127,8 +127,9 @@ func parseCmdline(args []string) (*cmdline, error) {
 
 // finish reports single-valued flags given more than once.
 func (c *cmdline) finish() {
-	for _, name := range flagOrder {
-		if flagTable[name].kind == valueFlag && len(c.values[name]) > 1 {
+	for _, def := range flags {
+		name := def.name
+		if def.kind == valueFlag && len(c.values[name]) > 1 {
 			c.warnings = append(c.warnings, fmt.Sprintf("--%s: given %d times; the last value (%q) is used", name, len(c.values[name]), c.last(name)))
 		}
 	}

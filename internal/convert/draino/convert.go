@@ -488,8 +488,8 @@ func (c *converter) notes() error {
 		// cordon filters, which apply by default.
 		c.warnf("--do-not-cordon-pod-controlled-by not given: Draino's DataDog fork (it needs --config-name) by default never cordoned a node running pods without a controller or of a StatefulSet; nodewarden takes such nodes like any other (%s)", noteCordonFilter)
 	}
-	for _, name := range flagOrder {
-		def := flagTable[name]
+	for _, def := range flags {
+		name := def.name
 		if def.mapped || !c.cl.has(name) {
 			continue
 		}

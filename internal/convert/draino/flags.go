@@ -3,6 +3,7 @@ package draino
 // flagDef is one Draino flag: how it parses and, unless the converter maps it
 // in code (mapped), the line reported when it is given.
 type flagDef struct {
+	name string // without the leading --
 	kind flagKind
 	// mapped flags are converted by convert.go into policy fields (and their
 	// own warnings where the behaviour differs).
@@ -24,119 +25,104 @@ const (
 	noteNotNeeded     = "not needed: nodewarden has no equivalent setting"
 )
 
-// flagTable lists every flag of upstream Draino (planetlabs/draino, kingpin)
-// and of its DataDog fork (kingpin, later pflag), so that a command line of
-// any version converts and only a truly unknown flag is an error.
-var flagTable = map[string]flagDef{
+// flags lists every flag of upstream Draino (planetlabs/draino, kingpin) and
+// of its DataDog fork (kingpin, later pflag), so that a command line of any
+// version converts and only a truly unknown flag is an error. Flags are
+// reported in this order, so that the output does not depend on map
+// iteration.
+var flags = []flagDef{
 	// Node selection and conditions.
-	"node-label":      {kind: csvListFlag, mapped: true},
-	"node-label-expr": {kind: valueFlag, mapped: true},
-	"node-conditions": {kind: listFlag, mapped: true}, // the fork's flag form of the positional conditions
+	{name: "node-label", kind: csvListFlag, mapped: true},
+	{name: "node-label-expr", kind: valueFlag, mapped: true},
+	{name: "node-conditions", kind: listFlag, mapped: true}, // the fork's flag form of the positional conditions
 
 	// Modes.
-	"dry-run":    {kind: boolFlag, mapped: true},
-	"skip-drain": {kind: boolFlag, mapped: true},
+	{name: "dry-run", kind: boolFlag, mapped: true},
+	{name: "skip-drain", kind: boolFlag, mapped: true},
 
 	// Drain.
-	"max-grace-period":                {kind: valueFlag, mapped: true},
-	"eviction-headroom":               {kind: valueFlag, mapped: true},
-	"drain-buffer":                    {kind: valueFlag, mapped: true},
-	"evict-daemonset-pods":            {kind: boolFlag, mapped: true},
-	"evict-statefulset-pods":          {kind: boolFlag, mapped: true},
-	"evict-emptydir-pods":             {kind: boolFlag, mapped: true},
-	"evict-unreplicated-pods":         {kind: boolFlag, mapped: true},
-	"do-not-evict-pod-controlled-by":  {kind: csvListFlag, mapped: true},
-	"protected-pod-annotation":        {kind: listFlag, mapped: true},
-	"ignore-safe-to-evict-annotation": {kind: boolFlag, mapped: true},
-	"allow-force-delete": {kind: boolFlag, note: "not supported: nodewarden never deletes pods, it only evicts them through the Eviction API " +
+	{name: "max-grace-period", kind: valueFlag, mapped: true},
+	{name: "eviction-headroom", kind: valueFlag, mapped: true},
+	{name: "drain-buffer", kind: valueFlag, mapped: true},
+	{name: "evict-daemonset-pods", kind: boolFlag, mapped: true},
+	{name: "evict-statefulset-pods", kind: boolFlag, mapped: true},
+	{name: "evict-emptydir-pods", kind: boolFlag, mapped: true},
+	{name: "evict-unreplicated-pods", kind: boolFlag, mapped: true},
+	{name: "do-not-evict-pod-controlled-by", kind: csvListFlag, mapped: true},
+	{name: "protected-pod-annotation", kind: listFlag, mapped: true},
+	{name: "ignore-safe-to-evict-annotation", kind: boolFlag, mapped: true},
+	{name: "allow-force-delete", kind: boolFlag, note: "not supported: nodewarden never deletes pods, it only evicts them through the Eviction API " +
 		"(its ServiceAccount has no delete permission on pods); a pod that does not go away makes the drain end DrainFailed at drain.timeout"},
-	"max-drain-attempts-before-fail": {kind: valueFlag, note: "not expressible: nodewarden bounds a drain by time (drain.timeout), not by attempts; " +
+	{name: "max-drain-attempts-before-fail", kind: valueFlag, note: "not expressible: nodewarden bounds a drain by time (drain.timeout), not by attempts; " +
 		"within it, evictions refused by a PodDisruptionBudget are retried honouring Retry-After"},
-	"retry-backoff-delay": {kind: valueFlag, note: "not expressible: nodewarden retries refused evictions honouring their Retry-After, " +
+	{name: "retry-backoff-delay", kind: valueFlag, note: "not expressible: nodewarden retries refused evictions honouring their Retry-After, " +
 		"and does not reschedule a failed drain (the node stays cordoned as DrainFailed until it recovers or a human steps in)"},
-	"min-eviction-timeout":       {kind: valueFlag, note: "not expressible: drain.timeout bounds the whole drain and drain.gracePeriodSeconds caps each pod's grace period"},
-	"pod-warmup-delay-extension": {kind: valueFlag, note: "not supported: nodewarden does not wait for replacement pods to warm up; PodDisruptionBudgets are what pace evictions"},
-	"opt-in-pod-annotation":      {kind: listFlag, note: "not supported: nodewarden has no per-pod opt-in; use drain.evictEmptyDirPods and drain.evictUnreplicatedPods"},
-	"short-lived-pod-annotation": {kind: listFlag, note: "not supported: nodewarden does not wait for short-lived pods to finish; raise drain.timeout, or protect them with protectedPodAnnotations (they then block the drain)"},
-	"drain-group-labels":         {kind: valueFlag, note: noteGroupBudget},
-	"drain-rate-limit-qps":       {kind: valueFlag, note: "not expressible: nodewarden paces remediation with maxConcurrent (nodes held at once), not a rate"},
-	"drain-rate-limit-burst":     {kind: valueFlag, note: "not expressible: nodewarden paces remediation with maxConcurrent (nodes held at once), not a rate"},
+	{name: "min-eviction-timeout", kind: valueFlag, note: "not expressible: drain.timeout bounds the whole drain and drain.gracePeriodSeconds caps each pod's grace period"},
+	{name: "pod-warmup-delay-extension", kind: valueFlag, note: "not supported: nodewarden does not wait for replacement pods to warm up; PodDisruptionBudgets are what pace evictions"},
+	{name: "opt-in-pod-annotation", kind: listFlag, note: "not supported: nodewarden has no per-pod opt-in; use drain.evictEmptyDirPods and drain.evictUnreplicatedPods"},
+	{name: "short-lived-pod-annotation", kind: listFlag, note: "not supported: nodewarden does not wait for short-lived pods to finish; raise drain.timeout, or protect them with protectedPodAnnotations (they then block the drain)"},
+	{name: "drain-group-labels", kind: valueFlag, note: noteGroupBudget},
+	{name: "drain-rate-limit-qps", kind: valueFlag, note: "not expressible: nodewarden paces remediation with maxConcurrent (nodes held at once), not a rate"},
+	{name: "drain-rate-limit-burst", kind: valueFlag, note: "not expressible: nodewarden paces remediation with maxConcurrent (nodes held at once), not a rate"},
 
 	// Cordon filters (the fork).
-	"do-not-cordon-pod-controlled-by": {kind: csvListFlag, note: noteCordonFilter},
-	"cordon-protected-pod-annotation": {kind: listFlag, note: noteCordonFilter},
-	"cordon-emptydir-pods":            {kind: boolFlag, boolDefault: true, note: noteCordonFilter},
+	{name: "do-not-cordon-pod-controlled-by", kind: csvListFlag, note: noteCordonFilter},
+	{name: "cordon-protected-pod-annotation", kind: listFlag, note: noteCordonFilter},
+	{name: "cordon-emptydir-pods", kind: boolFlag, boolDefault: true, note: noteCordonFilter},
 
 	// Budgets and circuit breakers.
-	"max-simultaneous-cordon":             {kind: csvListFlag, mapped: true},
-	"max-simultaneous-cordon-for-labels":  {kind: listFlag, note: noteGroupBudget},
-	"max-simultaneous-cordon-for-taints":  {kind: listFlag, note: noteGroupBudget},
-	"skip-cordon-limiter-node-annotation": {kind: valueFlag, note: "not supported: nodewarden has no per-node bypass of maxConcurrent and maxUnhealthy; cover such nodes with a separate policy (its own nodeSelector and budget) instead"},
-	"max-notready-nodes":                  {kind: csvListFlag, mapped: true},
-	"max-notready-nodes-period":           {kind: valueFlag, note: "not needed: maxUnhealthy is evaluated on every reconcile, not polled"},
-	"max-pending-pods": {kind: csvListFlag, note: "not expressible: nodewarden's circuit breaker (maxUnhealthy) counts triggered nodes, not Pending pods; " +
+	{name: "max-simultaneous-cordon", kind: csvListFlag, mapped: true},
+	{name: "max-simultaneous-cordon-for-labels", kind: listFlag, note: noteGroupBudget},
+	{name: "max-simultaneous-cordon-for-taints", kind: listFlag, note: noteGroupBudget},
+	{name: "skip-cordon-limiter-node-annotation", kind: valueFlag, note: "not supported: nodewarden has no per-node bypass of maxConcurrent and maxUnhealthy; cover such nodes with a separate policy (its own nodeSelector and budget) instead"},
+	{name: "max-notready-nodes", kind: csvListFlag, mapped: true},
+	{name: "max-notready-nodes-period", kind: valueFlag, note: "not needed: maxUnhealthy is evaluated on every reconcile, not polled"},
+	{name: "max-pending-pods", kind: csvListFlag, note: "not expressible: nodewarden's circuit breaker (maxUnhealthy) counts triggered nodes, not Pending pods; " +
 		"PodDisruptionBudgets keep evictions from outrunning the capacity to reschedule"},
-	"max-pending-pods-period": {kind: valueFlag, note: "not needed: nodewarden has no Pending-pods circuit breaker to poll"},
+	{name: "max-pending-pods-period", kind: valueFlag, note: "not needed: nodewarden has no Pending-pods circuit breaker to poll"},
 
 	// Node replacement, pre-provisioning and volumes (the fork).
-	"max-node-replacement-per-hour":    {kind: valueFlag, note: noteReplacement},
-	"duration-before-replacement":      {kind: valueFlag, note: noteReplacement},
-	"preprovisioning-timeout":          {kind: valueFlag, note: noteReplacement},
-	"preprovisioning-check-period":     {kind: valueFlag, note: noteReplacement},
-	"preprovisioning-by-default":       {kind: boolFlag, note: noteReplacement},
-	"storage-class-allows-pv-deletion": {kind: csvListFlag, note: notePVC},
-	"pvc-management-by-default":        {kind: boolFlag, note: notePVC},
+	{name: "max-node-replacement-per-hour", kind: valueFlag, note: noteReplacement},
+	{name: "duration-before-replacement", kind: valueFlag, note: noteReplacement},
+	{name: "preprovisioning-timeout", kind: valueFlag, note: noteReplacement},
+	{name: "preprovisioning-check-period", kind: valueFlag, note: noteReplacement},
+	{name: "preprovisioning-by-default", kind: boolFlag, note: noteReplacement},
+	{name: "storage-class-allows-pv-deletion", kind: csvListFlag, note: notePVC},
+	{name: "pvc-management-by-default", kind: boolFlag, note: notePVC},
 
 	// Identity and bookkeeping of a Draino deployment (the fork).
-	"config-name":                      {kind: valueFlag, mapped: true},
-	"reset-config-labels":              {kind: boolFlag, note: "not needed: a one-off cleanup of the fork's scope labels; nodewarden keeps its state in nodewarden.io/* node annotations and removes them on release"},
-	"reset-config-annotations":         {kind: boolFlag, note: "not needed: a one-off cleanup of the fork's scope annotations; nodewarden keeps its state in nodewarden.io/* node annotations and removes them on release"},
-	"scope-analysis-period":            {kind: valueFlag, note: "not needed: the policy status (selectedNodes, triggeredNodes, remediatingNodes) is kept current on every reconcile"},
-	"group-runner-period":              {kind: valueFlag, note: "not needed: nodewarden reconciles on Node changes and requeues exactly when a for: duration runs out"},
-	"drain-buffer-configmap-name":      {kind: valueFlag, note: "not needed: nodewarden keeps every bit of remediation state on the Node objects, so a restart resumes without a ConfigMap"},
-	"no-legacy-node-handler":           {kind: boolFlag, note: noteNotNeeded},
-	"event-aggregation-period":         {kind: valueFlag, note: "not needed: nodewarden records one Event per step on the Node"},
-	"excluded-pod-per-node-estimation": {kind: valueFlag, note: noteNotNeeded},
-	"log-events":                       {kind: boolFlag, boolDefault: true, note: "not configurable: nodewarden always records Events and logs its decisions"},
+	{name: "config-name", kind: valueFlag, mapped: true},
+	{name: "reset-config-labels", kind: boolFlag, note: "not needed: a one-off cleanup of the fork's scope labels; nodewarden keeps its state in nodewarden.io/* node annotations and removes them on release"},
+	{name: "reset-config-annotations", kind: boolFlag, note: "not needed: a one-off cleanup of the fork's scope annotations; nodewarden keeps its state in nodewarden.io/* node annotations and removes them on release"},
+	{name: "scope-analysis-period", kind: valueFlag, note: "not needed: the policy status (selectedNodes, triggeredNodes, remediatingNodes) is kept current on every reconcile"},
+	{name: "group-runner-period", kind: valueFlag, note: "not needed: nodewarden reconciles on Node changes and requeues exactly when a for: duration runs out"},
+	{name: "drain-buffer-configmap-name", kind: valueFlag, note: "not needed: nodewarden keeps every bit of remediation state on the Node objects, so a restart resumes without a ConfigMap"},
+	{name: "no-legacy-node-handler", kind: boolFlag, note: noteNotNeeded},
+	{name: "event-aggregation-period", kind: valueFlag, note: "not needed: nodewarden records one Event per step on the Node"},
+	{name: "excluded-pod-per-node-estimation", kind: valueFlag, note: noteNotNeeded},
+	{name: "log-events", kind: boolFlag, boolDefault: true, note: "not configurable: nodewarden always records Events and logs its decisions"},
 
 	// The process: flags of `nodewarden controller`, not of a policy.
-	"debug":          {kind: boolFlag, note: "a flag of the process: use `nodewarden controller --zap-log-level=debug`"},
-	"klog-verbosity": {kind: valueFlag, note: "a flag of the process: use `nodewarden controller --zap-log-level`"},
-	"listen": {kind: valueFlag, note: "a flag of the process: Draino served /metrics and /healthz on one address; " +
+	{name: "debug", kind: boolFlag, note: "a flag of the process: use `nodewarden controller --zap-log-level=debug`"},
+	{name: "klog-verbosity", kind: valueFlag, note: "a flag of the process: use `nodewarden controller --zap-log-level`"},
+	{name: "listen", kind: valueFlag, note: "a flag of the process: Draino served /metrics and /healthz on one address; " +
 		"use `nodewarden controller --metrics-bind-address` and `--health-probe-bind-address` (/healthz, /readyz)"},
-	"kubeconfig": {kind: valueFlag, note: "a flag of the process: use `nodewarden controller --kubeconfig` (default $KUBECONFIG, else in-cluster)"},
-	"master":     {kind: valueFlag, note: "a flag of the process with no equivalent: put the API server address in a kubeconfig (`nodewarden controller --kubeconfig`), or run in-cluster"},
-	"namespace": {kind: valueFlag, note: "a flag of the process: the leader election Lease lives in `nodewarden controller --namespace` " +
+	{name: "kubeconfig", kind: valueFlag, note: "a flag of the process: use `nodewarden controller --kubeconfig` (default $KUBECONFIG, else in-cluster)"},
+	{name: "master", kind: valueFlag, note: "a flag of the process with no equivalent: put the API server address in a kubeconfig (`nodewarden controller --kubeconfig`), or run in-cluster"},
+	{name: "namespace", kind: valueFlag, note: "a flag of the process: the leader election Lease lives in `nodewarden controller --namespace` " +
 		"(default $POD_NAMESPACE, else nodewarden-system)"},
-	"leader-election-lease-duration": {kind: valueFlag, note: noteLeaderTimings},
-	"leader-election-renew-deadline": {kind: valueFlag, note: noteLeaderTimings},
-	"leader-election-retry-period":   {kind: valueFlag, note: noteLeaderTimings},
-	"leader-election-token-name": {kind: valueFlag, note: "not configurable: the controller's leader election Lease is named nodewarden-controller " +
+	{name: "leader-election-lease-duration", kind: valueFlag, note: noteLeaderTimings},
+	{name: "leader-election-renew-deadline", kind: valueFlag, note: noteLeaderTimings},
+	{name: "leader-election-retry-period", kind: valueFlag, note: noteLeaderTimings},
+	{name: "leader-election-token-name", kind: valueFlag, note: "not configurable: the controller's leader election Lease is named nodewarden-controller " +
 		"(enable it with `nodewarden controller --leader-elect`)"},
 }
 
-// flagOrder is the order in which flags are reported: the order of the
-// sections above, so that the output does not depend on map iteration.
-var flagOrder = []string{
-	"node-label", "node-label-expr", "node-conditions",
-	"dry-run", "skip-drain",
-	"max-grace-period", "eviction-headroom", "drain-buffer",
-	"evict-daemonset-pods", "evict-statefulset-pods", "evict-emptydir-pods", "evict-unreplicated-pods",
-	"do-not-evict-pod-controlled-by", "protected-pod-annotation", "ignore-safe-to-evict-annotation",
-	"allow-force-delete", "max-drain-attempts-before-fail", "retry-backoff-delay", "min-eviction-timeout",
-	"pod-warmup-delay-extension", "opt-in-pod-annotation", "short-lived-pod-annotation", "drain-group-labels",
-	"drain-rate-limit-qps", "drain-rate-limit-burst",
-	"do-not-cordon-pod-controlled-by", "cordon-protected-pod-annotation", "cordon-emptydir-pods",
-	"max-simultaneous-cordon", "max-simultaneous-cordon-for-labels", "max-simultaneous-cordon-for-taints",
-	"skip-cordon-limiter-node-annotation", "max-notready-nodes", "max-notready-nodes-period",
-	"max-pending-pods", "max-pending-pods-period",
-	"max-node-replacement-per-hour", "duration-before-replacement", "preprovisioning-timeout",
-	"preprovisioning-check-period", "preprovisioning-by-default", "storage-class-allows-pv-deletion",
-	"pvc-management-by-default",
-	"config-name", "reset-config-labels", "reset-config-annotations", "scope-analysis-period",
-	"group-runner-period", "drain-buffer-configmap-name", "no-legacy-node-handler",
-	"event-aggregation-period", "excluded-pod-per-node-estimation", "log-events",
-	"debug", "klog-verbosity", "listen", "kubeconfig", "master", "namespace",
-	"leader-election-lease-duration", "leader-election-renew-deadline", "leader-election-retry-period",
-	"leader-election-token-name",
-}
+// flagTable is flags by name.
+var flagTable = func() map[string]flagDef {
+	m := make(map[string]flagDef, len(flags))
+	for _, f := range flags {
+		m[f.name] = f
+	}
+	return m
+}()
