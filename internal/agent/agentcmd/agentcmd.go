@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -161,13 +162,12 @@ func Run(ctx context.Context, name string, args []string, out io.Writer) error {
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	done := make(chan struct{}, 2)
+	var servers sync.WaitGroup
 	for _, s := range []struct {
 		what, addr string
 		handler    http.Handler
 	}{{"metrics", f.MetricsAddr, metricsMux}, {"probes", f.HealthAddr, probeMux}} {
 		if s.addr == serveflags.Off {
-			done <- struct{}{}
 			continue
 		}
 		l, err := net.Listen("tcp", s.addr)
@@ -175,17 +175,15 @@ func Run(ctx context.Context, name string, args []string, out io.Writer) error {
 			return fmt.Errorf("%s endpoint: %w", s.what, err)
 		}
 		log.Info("serving", "endpoint", s.what, "address", l.Addr().String())
-		go func() {
-			defer func() { done <- struct{}{} }()
+		servers.Go(func() {
 			if err := serve(ctx, l, s.handler, log); err != nil {
 				cancel(fmt.Errorf("%s endpoint: %w", s.what, err))
 			}
-		}()
+		})
 	}
 	err = a.Run(ctx)
 	cancel(nil)
-	<-done
-	<-done
+	servers.Wait()
 	if cause := context.Cause(ctx); err == nil && !errors.Is(cause, context.Canceled) {
 		err = cause
 	}
