@@ -147,7 +147,6 @@ type exprNode struct {
 	labelsMap bool     // metadata.labels itself
 	str       *string  // a string literal
 	list      []string // a list of string literals (non-nil, maybe empty)
-	isList    bool
 }
 
 type exprParser struct {
@@ -278,7 +277,7 @@ func (p *exprParser) parseOperand() (*exprNode, error) {
 			}
 			p.next()
 		}
-		return &exprNode{list: list, isList: true}, p.expectOp("]")
+		return &exprNode{list: list}, p.expectOp("]")
 	case t.kind == tokIdent && t.text == "metadata":
 		if err := p.expectOp("."); err != nil {
 			return nil, err
@@ -434,7 +433,7 @@ func comparison(n *exprNode) (*metav1.LabelSelectorRequirement, error) {
 				op = metav1.LabelSelectorOpDoesNotExist
 			}
 			return requirement(*l.str, op, nil)
-		case l.labelKey != nil && r.isList:
+		case l.labelKey != nil && r.list != nil:
 			if n.op == "not in" {
 				if len(r.list) == 0 {
 					return nil, nil
