@@ -102,6 +102,14 @@ func (m *Agent) HostEvent(eventType, status string) {
 	m.HostEvents.WithLabelValues(eventType, status).Inc()
 }
 
+// EventDropped counts a Kubernetes Event dropped from the full retry queue.
+func (m *Agent) EventDropped() {
+	if m == nil {
+		return
+	}
+	m.EventsDropped.Inc()
+}
+
 // Register registers c with reg, or returns the equal collector registered
 // before: sources are rebuilt on every configuration reload and must neither
 // fail on nor duplicate their own collectors.

@@ -67,9 +67,7 @@ func (r *Recorder) Record(e Event) {
 	r.mu.Lock()
 	if len(r.queue) >= queueLimit {
 		r.queue = r.queue[1:]
-		if r.metrics != nil {
-			r.metrics.EventsDropped.Inc()
-		}
+		r.metrics.EventDropped()
 	}
 	r.queue = append(r.queue, e)
 	r.mu.Unlock()
