@@ -139,13 +139,17 @@ func (c *Client) GetLease(ctx context.Context, namespace, name string) (*coordin
 	return lease, err
 }
 
-// CreateLease creates a Lease in its namespace.
-func (c *Client) CreateLease(ctx context.Context, lease *coordinationv1.Lease) error {
-	return c.coordination.Post().Namespace(lease.Namespace).Resource("leases").Body(lease).Do(ctx).Error()
+// CreateLease creates a Lease in its namespace and returns it as created.
+func (c *Client) CreateLease(ctx context.Context, lease *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	created := &coordinationv1.Lease{}
+	err := c.coordination.Post().Namespace(lease.Namespace).Resource("leases").Body(lease).Do(ctx).Into(created)
+	return created, err
 }
 
-// UpdateLease replaces a Lease; its resourceVersion makes the update
-// conditional.
-func (c *Client) UpdateLease(ctx context.Context, lease *coordinationv1.Lease) error {
-	return c.coordination.Put().Namespace(lease.Namespace).Resource("leases").Name(lease.Name).Body(lease).Do(ctx).Error()
+// UpdateLease replaces a Lease, conditional on its resourceVersion, and
+// returns it as updated.
+func (c *Client) UpdateLease(ctx context.Context, lease *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	updated := &coordinationv1.Lease{}
+	err := c.coordination.Put().Namespace(lease.Namespace).Resource("leases").Name(lease.Name).Body(lease).Do(ctx).Into(updated)
+	return updated, err
 }

@@ -31,6 +31,11 @@ type Heartbeat struct {
 	Interval, Duration time.Duration
 	Log                logr.Logger
 	Metrics            *metrics.Agent
+
+	// last is the Lease as this Heartbeat last wrote it, so that a renewal
+	// is one update instead of a get and an update; nil until the first
+	// write and after a failed one, when the Lease is read again.
+	last *coordinationv1.Lease
 }
 
 // Run renews the Lease now and every Interval until ctx ends. A failed
@@ -59,31 +64,42 @@ func (h *Heartbeat) Run(ctx context.Context) {
 
 func (h *Heartbeat) renew(ctx context.Context) error {
 	start := time.Now()
-	err := h.apply(ctx)
+	lease, err := h.write(ctx, h.last)
 	h.Metrics.ObserveAPI("renew_lease", start, err)
+	if err != nil {
+		// Changed or deleted by someone else, maybe: read it again next time.
+		lease = nil
+	}
+	h.last = lease
 	return err
 }
 
-func (h *Heartbeat) apply(ctx context.Context) error {
+// write creates the Lease or renews last, reading the Lease first when
+// last is nil, and returns the Lease as written.
+func (h *Heartbeat) write(ctx context.Context, last *coordinationv1.Lease) (*coordinationv1.Lease, error) {
 	now := metav1.NewMicroTime(time.Now())
 	spec := coordinationv1.LeaseSpec{
 		HolderIdentity:       ptr.To(h.Node),
 		LeaseDurationSeconds: ptr.To(int32(h.Duration / time.Second)),
 		RenewTime:            &now,
 	}
-	lease, err := h.Client.GetLease(ctx, h.Namespace, Name(h.Node))
-	if apierrors.IsNotFound(err) {
-		spec.AcquireTime = &now
-		return h.Client.CreateLease(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{
-				Name: Name(h.Node), Namespace: h.Namespace,
-				Labels: map[string]string{"app.kubernetes.io/name": "nodewarden", "app.kubernetes.io/component": "agent"},
-			},
-			Spec: spec,
-		})
-	}
-	if err != nil {
-		return err
+	lease := last
+	if lease == nil {
+		var err error
+		lease, err = h.Client.GetLease(ctx, h.Namespace, Name(h.Node))
+		if apierrors.IsNotFound(err) {
+			spec.AcquireTime = &now
+			return h.Client.CreateLease(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{
+					Name: Name(h.Node), Namespace: h.Namespace,
+					Labels: map[string]string{"app.kubernetes.io/name": "nodewarden", "app.kubernetes.io/component": "agent"},
+				},
+				Spec: spec,
+			})
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	spec.AcquireTime = lease.Spec.AcquireTime
 	lease.Spec = spec
