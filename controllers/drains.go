@@ -34,8 +34,12 @@ type Drains struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	running map[string]context.CancelFunc
+	mu sync.Mutex
+	// running is each node's drain in progress. An entry is removed by
+	// Cancel at once, and by the drain itself when it ends only if it is
+	// still its own: a cancelled drain that winds down after a new one
+	// started must not forget the new one.
+	running map[string]*drainRun
 	// finished holds the deadline of each node's last completed drain. A
 	// Draining episode is identified by its deadline (state-since +
 	// timeout), so a cache that still shows the node Draining after the
@@ -59,7 +63,7 @@ func NewDrains(client kubernetes.Interface, recorder events.EventRecorder, m *Me
 		log:      log.WithName("drains"),
 		ctx:      ctx,
 		cancel:   cancel,
-		running:  map[string]context.CancelFunc{},
+		running:  map[string]*drainRun{},
 		finished: map[string]time.Time{},
 		done:     make(chan event.GenericEvent, 64),
 	}
@@ -87,12 +91,13 @@ func (d *Drains) Ensure(node string, rp *v1alpha1.RemediationPolicy, deadline ti
 		return
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	d.running[node] = cancel
+	r := &drainRun{cancel: cancel}
+	d.running[node] = r
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		finished := d.run(ctx, node, rp.DeepCopy(), deadline)
-		d.forget(node, finished, deadline)
+		d.forget(node, r, finished, deadline)
 	}()
 }
 
@@ -100,16 +105,22 @@ func (d *Drains) Ensure(node string, rp *v1alpha1.RemediationPolicy, deadline ti
 func (d *Drains) Cancel(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if cancel, ok := d.running[node]; ok {
-		cancel()
+	if r, ok := d.running[node]; ok {
+		r.cancel()
 		delete(d.running, node)
 	}
 }
 
-func (d *Drains) forget(node string, finished bool, deadline time.Time) {
+// drainRun is one drain in progress; its address tells it from a later drain of
+// the same node.
+type drainRun struct{ cancel context.CancelFunc }
+
+func (d *Drains) forget(node string, r *drainRun, finished bool, deadline time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.running, node)
+	if d.running[node] == r {
+		delete(d.running, node)
+	}
 	if finished {
 		d.finished[node] = deadline
 	}
