@@ -19,11 +19,16 @@ import (
 // without a file system notification.
 const DefaultWatchPollInterval = 10 * time.Second
 
-// settleDelay is how long the Watcher waits after a notification before it
-// reads the file. Editors and `kubectl cp` write a file in several steps
-// (truncate, write, write); reading at the first step would see a half-written
-// file and reject it, with a Warning Event the operator did not deserve.
+// settleDelay is how long new content must stay the same before the Watcher
+// acts on it. Editors and `kubectl cp` write a file in several steps
+// (truncate, write, write); acting on the first step would reject a
+// half-written file, with a Warning Event the operator did not deserve. This
+// holds for every read: after a notification, at start and on a poll.
 const settleDelay = 100 * time.Millisecond
+
+// maxSettleReads bounds the wait for a file that never stops changing: after
+// that many reads the Watcher acts on the latest.
+const maxSettleReads = 10
 
 // WatchOptions configure a Watcher. All fields are optional.
 type WatchOptions struct {
@@ -64,6 +69,8 @@ type Watcher struct {
 	// last is what the previous check saw, valid or not, so that neither a
 	// valid nor an invalid file is reported twice.
 	last snapshot
+	// settle is settleDelay; tests lengthen it.
+	settle time.Duration
 }
 
 // snapshot identifies what one read of the file returned.
@@ -86,7 +93,7 @@ func NewWatcher(path string, opts WatchOptions) (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{path: path, opts: opts, last: snapshot{hash: sha256.Sum256(data)}}
+	w := &Watcher{path: path, opts: opts, last: snapshot{hash: sha256.Sum256(data)}, settle: settleDelay}
 	w.current.Store(c)
 	opts.Metrics.recordSuccess()
 	return w, nil
@@ -116,30 +123,25 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	// A change made between NewWatcher and the watch being set up left no
 	// event behind.
-	w.check()
+	w.check(ctx)
 
-	var settled <-chan time.Time // non-nil while a notified change settles
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-events:
-			// Not restarted by later events: a file rewritten continuously
-			// is still read every settleDelay.
-			if settled == nil {
-				settled = time.After(settleDelay)
-			}
-		case <-settled:
-			settled = nil
-			w.check()
+			// The events of one write that arrive while check settles are
+			// read afterwards and find the content already seen: one read
+			// and hash each.
+			w.check(ctx)
 		case err := <-watchErrs:
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				w.check() // events were dropped: look now rather than at the next tick
+				w.check(ctx) // events were dropped: look now rather than at the next tick
 				continue
 			}
 			w.opts.Log.Error(err, "configuration file watch error; polling continues", "path", w.path)
 		case <-ticker.C:
-			w.check()
+			w.check(ctx)
 		}
 	}
 }
@@ -164,12 +166,24 @@ func (w *Watcher) newNotify() *fsnotify.Watcher {
 	return notify
 }
 
-// check reads the file and acts on what changed since the previous check.
-func (w *Watcher) check() {
-	data, err := readFile(w.path)
-	seen := snapshot{hash: sha256.Sum256(data)}
-	if err != nil {
-		seen = snapshot{readErr: err.Error()}
+// check reads the file and acts on what changed since the previous check,
+// once the new content has settled.
+func (w *Watcher) check(ctx context.Context) {
+	seen, data, err := w.read()
+	for range maxSettleReads {
+		if seen == w.last {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(w.settle):
+		}
+		again, againData, againErr := w.read()
+		if again == seen {
+			break
+		}
+		seen, data, err = again, againData, againErr
 	}
 	if seen == w.last {
 		return
@@ -185,6 +199,15 @@ func (w *Watcher) check() {
 		return
 	}
 	w.accept(c)
+}
+
+// read reads the file once; the snapshot says what it found.
+func (w *Watcher) read() (snapshot, []byte, error) {
+	data, err := readFile(w.path)
+	if err != nil {
+		return snapshot{readErr: err.Error()}, nil, err
+	}
+	return snapshot{hash: sha256.Sum256(data)}, data, nil
 }
 
 func (w *Watcher) accept(c *v1alpha1.AgentConfig) {

@@ -150,7 +150,7 @@ func TestWatcherCheck(t *testing.T) {
 
 	step := func(name string, wantChanges, wantInvalid int, wantRenew time.Duration) {
 		t.Helper()
-		w.check()
+		w.check(t.Context())
 		if c, i := r.counts(); c != wantChanges || i != wantInvalid {
 			t.Fatalf("%s: %d changes and %d invalid reported, want %d and %d", name, c, i, wantChanges, wantInvalid)
 		}
@@ -320,6 +320,33 @@ func TestWatcherFollowsConfigMapSwap(t *testing.T) {
 	}
 }
 
+// A file written in two steps (as editors and `kubectl cp` do) is judged on
+// what it holds once the writing stops: the half-written first step is not
+// reported invalid, even when a read lands between the steps.
+func TestWatcherWaitsForAWriteToSettle(t *testing.T) {
+	path := writeConfig(t, renew20s)
+	var r recorder
+	w, err := NewWatcher(path, r.options(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.settle = time.Second // far longer than the pause between the two steps
+
+	write(t, path, header+"leaseRenew") // the first step: not a valid file
+	done := make(chan struct{})
+	go func() { defer close(done); w.check(t.Context()) }()
+	time.Sleep(100 * time.Millisecond) // the writer pauses between its steps
+	write(t, path, renew30s)
+	<-done
+
+	if c, i := r.counts(); c != 1 || i != 0 {
+		t.Fatalf("%d changes and %d invalid reported, want 1 change and none invalid", c, i)
+	}
+	if got := renewOf(w.Current()); got != 30*time.Second {
+		t.Errorf("current leaseRenewInterval = %v, want 30s", got)
+	}
+}
+
 func TestWatcherPollingOnly(t *testing.T) {
 	path := writeConfig(t, renew20s)
 	var r recorder
@@ -332,8 +359,7 @@ func TestWatcherPollingOnly(t *testing.T) {
 	}
 	start(t, w)
 
-	// Without the settle delay of notifications, a poll could read an
-	// in-place write half done; replace the file whole, as ConfigMaps do.
+	// Replace the file whole, as ConfigMaps do.
 	tmp := path + ".tmp"
 	write(t, tmp, renew30s)
 	if err := os.Rename(tmp, path); err != nil {
