@@ -154,19 +154,15 @@ func replaceLatest(ch chan *v1alpha1.AgentConfig, c *v1alpha1.AgentConfig) {
 	}
 }
 
-// Run runs until ctx ends.
-func (a *Agent) Run(ctx context.Context) error {
+// Run runs until ctx ends. Nothing stops it earlier: every failure is
+// retried or keeps the last good state.
+func (a *Agent) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	errs := make(chan error, 1)
-	wg.Go(func() {
-		if err := a.writer.Run(ctx); err != nil {
-			errs <- fmt.Errorf("condition writer: %w", err)
-		}
-	})
+	wg.Go(func() { a.writer.Run(ctx) })
 	wg.Go(func() { a.recorder.Run(ctx) })
 	hb := &lease.Heartbeat{
 		Client: a.opts.Client, Namespace: a.opts.Namespace, Node: a.opts.NodeName,
@@ -183,11 +179,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		srcCtx, stopSources := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); a.runSources(srcCtx, srcs) }()
-		next, err := a.waitForChange(ctx, errs)
+		next := a.waitForChange(ctx)
 		stopSources()
 		<-done
 		if next == nil {
-			return err
+			return
 		}
 		// Sources replay their logs on start, so state is rebuilt under the
 		// new configuration; the writer only writes what actually changed.
@@ -197,14 +193,12 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // waitForChange blocks until a usable new configuration arrives (its
-// sources are returned), or the agent must stop (nil, and the error if any).
-func (a *Agent) waitForChange(ctx context.Context, errs <-chan error) ([]source.Source, error) {
+// sources are returned), or ctx ends (nil).
+func (a *Agent) waitForChange(ctx context.Context) []source.Source {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, nil
-		case err := <-errs:
-			return nil, err
+			return nil
 		case next := <-a.reloads:
 			// The file was valid on its own; it must also fit together
 			// (no condition type claimed twice) before we switch to it.
@@ -213,7 +207,7 @@ func (a *Agent) waitForChange(ctx context.Context, errs <-chan error) ([]source.
 				a.opts.Log.Error(err, "new configuration not applied; keeping the running one")
 				continue
 			}
-			return srcs, nil
+			return srcs
 		}
 	}
 }

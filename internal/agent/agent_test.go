@@ -88,7 +88,7 @@ func (e *env) run(opts agent.Options) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan struct{})
-	go func() { defer close(e.done); _ = a.Run(ctx) }()
+	go func() { defer close(e.done); a.Run(ctx) }()
 	e.t.Cleanup(e.stop)
 }
 

@@ -189,7 +189,7 @@ func runMetadataAgent(t *testing.T, c *cluster.Cluster, node string, cfg *v1alph
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
+	go func() { defer close(done); a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 }
 

@@ -92,7 +92,7 @@ func startLatencyEnv(b *testing.B, c *cluster.Cluster) (*latencyEnv, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
+	go func() { defer close(done); a.Run(ctx) }()
 	onExit(func() { cancel(); <-done })
 
 	// The agent declares its conditions at start; from then on it is following the log.

@@ -220,7 +220,7 @@ func checkAgentConfinement(t *testing.T, c *cluster.Cluster, ns, sa string) {
 		Message: "SystemMaintenance.Reboot is Scheduled, not before 2030-01-10T02:00:00Z"})
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go func() { _ = writer.Run(runCtx) }()
+	go writer.Run(runCtx)
 	recorder := nodeevent.NewRecorder(agentAPI, nodeA, logr.Discard(), nil)
 	recorder.Record(nodeevent.Event{Key: "install-test", Type: corev1.EventTypeWarning, Reason: "InstanceFailureReboot", Message: "test"})
 	go recorder.Run(runCtx)

@@ -181,14 +181,14 @@ func Run(ctx context.Context, name string, args []string, out io.Writer) error {
 			}
 		})
 	}
-	err = a.Run(ctx)
+	a.Run(ctx) // until SIGTERM, or an endpoint failed
 	cancel(nil)
 	servers.Wait()
-	if cause := context.Cause(ctx); err == nil && !errors.Is(cause, context.Canceled) {
-		err = cause
-	}
 	log.Info("stopped")
-	return err
+	if cause := context.Cause(ctx); !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
 }
 
 // serve serves l until ctx ends, then gives requests in flight a few

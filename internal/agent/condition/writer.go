@@ -101,8 +101,8 @@ func (w *Writer) snapshot() []Desired {
 const pollInterval = 10 * time.Second
 
 // Run watches the Node, or reads it every pollInterval where it may not
-// watch, and writes until ctx ends; then it returns nil.
-func (w *Writer) Run(ctx context.Context) error {
+// watch, and writes until ctx ends. Failures are retried, never returned.
+func (w *Writer) Run(ctx context.Context) {
 	if w.watchForbidden(ctx) {
 		// node-problem-detector's ClusterRole grants only get on nodes; an
 		// agent dropped into NPD's DaemonSet still works, reading its Node
@@ -113,7 +113,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		w.loop(ctx, tick.C, func(ctx context.Context) (*corev1.Node, error) {
 			return w.client.GetNode(ctx, w.nodeName, metav1.GetOptions{})
 		})
-		return nil
+		return
 	}
 	// A change by anyone (kubelet, a human removing our condition) wakes the
 	// writer, so the Node converges back to the desired state.
@@ -127,7 +127,7 @@ func (w *Writer) Run(ctx context.Context) error {
 	})
 	go informer.RunWithContext(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), informer.HasSynced) {
-		return nil
+		return
 	}
 	w.loop(ctx, nil, func(context.Context) (*corev1.Node, error) {
 		obj, exists, err := store.GetByKey(w.nodeName)
@@ -136,7 +136,6 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 		return obj.(*corev1.Node), nil
 	})
-	return nil
 }
 
 // loop reads the Node with get and writes it on every wake, every tick and

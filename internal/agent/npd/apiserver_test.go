@@ -78,7 +78,7 @@ func TestNPDMonitorsOnAPIServer(t *testing.T) {
 			recorder: nodeevent.NewRecorder(cluster.AgentClient(t, c.Config), node, log, nil),
 		}
 		var wg sync.WaitGroup
-		wg.Go(func() { _ = sink.writer.Run(runCtx) })
+		wg.Go(func() { sink.writer.Run(runCtx) })
 		wg.Go(func() { sink.recorder.Run(runCtx) })
 		for _, s := range srcs {
 			wg.Go(func() { s.Run(runCtx, sink) })

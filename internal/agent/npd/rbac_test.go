@@ -65,7 +65,7 @@ func TestNPDServiceAccountRBACIsEnough(t *testing.T) {
 	log := testr.New(t)
 	sink := apiSink{writer: condition.NewWriter(npdClient, node, log, nil), recorder: nodeevent.NewRecorder(npdClient, node, log, nil)}
 	var wg sync.WaitGroup
-	wg.Go(func() { _ = sink.writer.Run(runCtx) })
+	wg.Go(func() { sink.writer.Run(runCtx) })
 	wg.Go(func() { sink.recorder.Run(runCtx) })
 	wg.Go(func() { srcs[0].Run(runCtx, sink) })
 	heartbeatDone := make(chan struct{})
