@@ -46,14 +46,13 @@ func startController(t *testing.T, c *cluster.Cluster) (stop func()) {
 func startControllerWith(t *testing.T, c *cluster.Cluster, dryRun bool) (stop func()) {
 	t.Helper()
 	log := testr.New(t)
-	mgr, err := ctrl.NewManager(c.Config, ctrl.Options{
-		Scheme:                 cluster.Scheme(),
+	mgr, err := ctrl.NewManager(c.Config, controllers.ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 log,
 		// Each test (and each restart) builds the controller anew in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,48 @@ package controllers
 import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/nodewarden/nodewarden/api/v1alpha1"
 )
+
+// ManagerOptions completes o (addresses, leader election, logger: the
+// caller's) with what the controller relies on: a scheme of Kubernetes' and
+// nodewarden's types, Nodes cached without what the decision never reads,
+// and Pods never cached. The binary and the tests start their manager
+// through here, so they cache the same things.
+func ManagerOptions(o ctrl.Options) ctrl.Options {
+	o.Scheme = runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(o.Scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(o.Scheme))
+	o.Cache.ByObject = map[client.Object]cache.ByObject{
+		// Images and volumes are most of a Node's size.
+		&corev1.Node{}: {Transform: slimNode},
+	}
+	// The drainer lists one node's pods when it needs them, so memory does
+	// not grow with the cluster's pod count.
+	o.Client.Cache = &client.CacheOptions{DisableFor: []client.Object{&corev1.Pod{}}}
+	return o
+}
+
+// slimNode drops the parts of a Node the controller never reads before it is cached.
+func slimNode(obj any) (any, error) {
+	if n, ok := obj.(*corev1.Node); ok {
+		n.ManagedFields = nil
+		n.Status.Images = nil
+		n.Status.VolumesAttached = nil
+		n.Status.VolumesInUse = nil
+	}
+	return obj, nil
+}
 
 // Options are what the remediation controller needs besides its manager.
 type Options struct {

@@ -2,18 +2,12 @@ package main
 
 import (
 	"github.com/spf13/cobra"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/controllers"
 	"github.com/nodewarden/nodewarden/internal/serveflags"
 	"github.com/nodewarden/nodewarden/internal/version"
@@ -50,32 +44,14 @@ func runController(f *controllerFlags) error {
 	if err != nil {
 		return err
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                        scheme,
+	mgr, err := ctrl.NewManager(restCfg, controllers.ManagerOptions(ctrl.Options{
 		Metrics:                       metricsserver.Options{BindAddress: f.MetricsAddr},
 		HealthProbeBindAddress:        f.HealthAddr,
 		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              "nodewarden-controller",
 		LeaderElectionNamespace:       f.Namespace,
 		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			// Nodes are cached, but without what the decision never reads:
-			// images and volumes are most of a Node's size.
-			&corev1.Node{}: {Transform: slimNode},
-		}},
-		Client: client.Options{Cache: &client.CacheOptions{
-			// Pods are never cached: the drainer lists one node's pods when it
-			// needs them, so memory does not grow with the cluster's pod count.
-			DisableFor: []client.Object{&corev1.Pod{}},
-		}},
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -95,15 +71,4 @@ func runController(f *controllerFlags) error {
 		return err
 	}
 	return mgr.Start(ctrl.SetupSignalHandler())
-}
-
-// slimNode drops the parts of a Node the controller never reads before it is cached.
-func slimNode(obj any) (any, error) {
-	if n, ok := obj.(*corev1.Node); ok {
-		n.ManagedFields = nil
-		n.Status.Images = nil
-		n.Status.VolumesAttached = nil
-		n.Status.VolumesInUse = nil
-	}
-	return obj, nil
 }

@@ -198,13 +198,12 @@ func runMetadataAgent(t *testing.T, c *cluster.Cluster, node string, cfg *v1alph
 func startRemediationController(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
 	log := testr.New(t)
-	mgr, err := ctrl.NewManager(c.Config, ctrl.Options{
-		Scheme:                 cluster.Scheme(),
+	mgr, err := ctrl.NewManager(c.Config, controllers.ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 log,
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,24 +6,20 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/nodewarden/nodewarden/controllers"
-	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 // startInProcess runs the controller in the benchmark's process, wired as
-// cmd/nodewarden/controller.go wires it (controllers.Setup, Node cache with
-// the same transform, Pods never cached, logs as JSON into logPath), but with
+// cmd/nodewarden/controller.go wires it (controllers.ManagerOptions and
+// controllers.Setup, logs as JSON into logPath), but with
 // the client QPS given: 0 is what the binary gets (client-go's default, 5/s
 // with a burst of 10), -1 no client-side limit. It stops when the benchmark
 // ends.
@@ -36,17 +32,12 @@ func startInProcess(b *testing.B, base *rest.Config, qps float64, logPath string
 		b.Fatal(err)
 	}
 	log := zap.New(zap.WriteTo(out))
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 cluster.Scheme(),
+	mgr, err := ctrl.NewManager(cfg, controllers.ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 log,
 		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Node{}: {Transform: slimNode},
-		}},
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Pod{}}}},
-	})
+	}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,15 +59,4 @@ func startInProcess(b *testing.B, base *rest.Config, qps float64, logPath string
 		}
 	}()
 	b.Cleanup(func() { cancel(); <-done; out.Close() })
-}
-
-// slimNode is cmd/nodewarden's cache transform (package main, so copied).
-func slimNode(obj any) (any, error) {
-	if n, ok := obj.(*corev1.Node); ok {
-		n.ManagedFields = nil
-		n.Status.Images = nil
-		n.Status.VolumesAttached = nil
-		n.Status.VolumesInUse = nil
-	}
-	return obj, nil
 }
