@@ -257,7 +257,7 @@ func nodeChanged(old, cur *corev1.Node) bool {
 func nodewardenAnnotations(n *corev1.Node) map[string]string {
 	out := map[string]string{}
 	for k, v := range n.Annotations {
-		if strings.HasPrefix(k, "nodewarden.io/") {
+		if strings.HasPrefix(k, v1alpha1.AnnotationPrefix) {
 			out[k] = v
 		}
 	}

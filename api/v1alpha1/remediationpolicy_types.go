@@ -10,6 +10,9 @@ import (
 // never only in the controller's memory, so that a restart or a leader change
 // resumes exactly where the previous controller stopped.
 const (
+	// AnnotationPrefix starts every annotation nodewarden writes on a Node;
+	// a policy may not add annotations under it.
+	AnnotationPrefix = "nodewarden.io/"
 	// AnnotationState is the remediation state of a node held by a policy:
 	// one of the NodeState values. Its presence means "held".
 	AnnotationState = "nodewarden.io/state"

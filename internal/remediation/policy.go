@@ -92,8 +92,8 @@ func specProblem(s *v1alpha1.RemediationPolicySpec) string {
 		return problem
 	}
 	for k := range s.Annotations {
-		if strings.HasPrefix(k, "nodewarden.io/") {
-			return fmt.Sprintf("annotation %q: keys under nodewarden.io/ are reserved", k)
+		if strings.HasPrefix(k, v1alpha1.AnnotationPrefix) {
+			return fmt.Sprintf("annotation %q: keys under %s are reserved", k, v1alpha1.AnnotationPrefix)
 		}
 	}
 	for _, t := range s.Taints {

@@ -428,7 +428,7 @@ func (d *demo) story(ctx context.Context) error {
 
 func hasNodewardenAnnotations(n *corev1.Node) bool {
 	for k := range n.Annotations {
-		if strings.HasPrefix(k, "nodewarden.io/") {
+		if strings.HasPrefix(k, v1alpha1.AnnotationPrefix) {
 			return true
 		}
 	}
