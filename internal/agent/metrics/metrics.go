@@ -1,5 +1,9 @@
-// Package metrics holds the agent's Prometheus collectors, in one place so
-// that every name and label is listed once (docs/operations.md documents them).
+// Package metrics holds the collectors every part of the agent shares
+// (lines read, host events, condition transitions, API requests), and
+// Register, through which all agent collectors are registered. A part with
+// metrics of its own keeps them next to its code: agentconfig (reloads), npd
+// (NPD's problem_* metrics), metadata (endpoint polls). docs/operations.md
+// lists them all.
 package metrics
 
 import (
