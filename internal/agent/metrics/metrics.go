@@ -1,6 +1,6 @@
 // Package metrics holds the collectors every part of the agent shares
 // (lines read, host events, condition transitions, API requests), and
-// Register, through which all agent collectors are registered. A part with
+// Register, for the collectors of parts rebuilt on every reload. A part with
 // metrics of its own keeps them next to its code: agentconfig (reloads), npd
 // (NPD's problem_* metrics), metadata (endpoint polls). docs/operations.md
 // lists them all.
