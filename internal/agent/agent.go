@@ -213,7 +213,7 @@ func (a *Agent) waitForChange(ctx context.Context) []source.Source {
 }
 
 func (a *Agent) runSources(ctx context.Context, srcs []source.Source) {
-	out := sink{writer: a.writer, recorder: a.recorder}
+	out := source.APISink{Writer: a.writer, Recorder: a.recorder}
 	var wg sync.WaitGroup
 	for _, s := range srcs {
 		wg.Go(func() { s.Run(ctx, out) })
@@ -222,14 +222,6 @@ func (a *Agent) runSources(ctx context.Context, srcs []source.Source) {
 }
 
 // sink is where sources publish: the writer and the recorder.
-type sink struct {
-	writer   *condition.Writer
-	recorder *nodeevent.Recorder
-}
-
-func (s sink) SetConditions(wants ...condition.Want) { s.writer.Set(wants...) }
-func (s sink) Record(e nodeevent.Event)              { s.recorder.Record(e) }
-
 // newSources builds the enabled sources and checks that no condition type
 // is claimed by two of them.
 func newSources(cfg *v1alpha1.AgentConfig, opts Options) ([]source.Source, error) {

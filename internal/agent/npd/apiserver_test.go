@@ -21,16 +21,6 @@ import (
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
-// apiSink applies what sources publish to the API server, as the agent
-// does: the condition writer and the event recorder.
-type apiSink struct {
-	writer   *condition.Writer
-	recorder *nodeevent.Recorder
-}
-
-func (s apiSink) SetConditions(wants ...condition.Want) { s.writer.Set(wants...) }
-func (s apiSink) Record(e nodeevent.Event)              { s.recorder.Record(e) }
-
 // NPD's configs, fed the sample problems, make on a real API server the
 // conditions and Events NPD makes; a restart (which replays the logs)
 // changes nothing and records no Event twice.
@@ -73,13 +63,13 @@ func TestNPDMonitorsOnAPIServer(t *testing.T) {
 		}
 		runCtx, cancel := context.WithCancel(context.Background())
 		log := testr.New(t)
-		sink := apiSink{
-			writer:   condition.NewWriter(cluster.AgentClient(t, c.Config), node, log, nil),
-			recorder: nodeevent.NewRecorder(cluster.AgentClient(t, c.Config), node, log, nil),
+		sink := source.APISink{
+			Writer:   condition.NewWriter(cluster.AgentClient(t, c.Config), node, log, nil),
+			Recorder: nodeevent.NewRecorder(cluster.AgentClient(t, c.Config), node, log, nil),
 		}
 		var wg sync.WaitGroup
-		wg.Go(func() { sink.writer.Run(runCtx) })
-		wg.Go(func() { sink.recorder.Run(runCtx) })
+		wg.Go(func() { sink.Writer.Run(runCtx) })
+		wg.Go(func() { sink.Recorder.Run(runCtx) })
 		for _, s := range srcs {
 			wg.Go(func() { s.Run(runCtx, sink) })
 		}
@@ -167,5 +157,3 @@ func TestNPDMonitorsOnAPIServer(t *testing.T) {
 		t.Errorf("%d OOMKilling events, want 2", got)
 	}
 }
-
-var _ source.Sink = apiSink{}

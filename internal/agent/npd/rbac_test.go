@@ -18,6 +18,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/lease"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/internal/agent/source"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
@@ -63,10 +64,10 @@ func TestNPDServiceAccountRBACIsEnough(t *testing.T) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	log := testr.New(t)
-	sink := apiSink{writer: condition.NewWriter(npdClient, node, log, nil), recorder: nodeevent.NewRecorder(npdClient, node, log, nil)}
+	sink := source.APISink{Writer: condition.NewWriter(npdClient, node, log, nil), Recorder: nodeevent.NewRecorder(npdClient, node, log, nil)}
 	var wg sync.WaitGroup
-	wg.Go(func() { sink.writer.Run(runCtx) })
-	wg.Go(func() { sink.recorder.Run(runCtx) })
+	wg.Go(func() { sink.Writer.Run(runCtx) })
+	wg.Go(func() { sink.Recorder.Run(runCtx) })
 	wg.Go(func() { srcs[0].Run(runCtx, sink) })
 	heartbeatDone := make(chan struct{})
 	wg.Go(func() {

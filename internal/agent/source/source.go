@@ -32,3 +32,13 @@ type Sink interface {
 	// Record reports an Event on the Node; the same Key is recorded once.
 	Record(e nodeevent.Event)
 }
+
+// APISink is the agent's Sink: the condition writer and the event recorder,
+// which take what sources publish to the API server.
+type APISink struct {
+	Writer   *condition.Writer
+	Recorder *nodeevent.Recorder
+}
+
+func (s APISink) SetConditions(wants ...condition.Want) { s.Writer.Set(wants...) }
+func (s APISink) Record(e nodeevent.Event)              { s.Recorder.Record(e) }
