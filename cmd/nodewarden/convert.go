@@ -44,7 +44,7 @@ Example:
 		// Draino's flags are its own: everything after -- is passed through.
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			policy, warnings, err := draino.Convert(args)
+			policy, warnings, err := draino.Convert(args, draino.Options{})
 			if err != nil {
 				return err
 			}

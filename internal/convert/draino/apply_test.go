@@ -45,7 +45,7 @@ func TestConvertedPoliciesApply(t *testing.T) {
 	cases = append(cases, extra...)
 
 	for i, args := range cases {
-		p, _, err := ConvertWithOptions(args, Options{Name: "converted-" + string(rune('a'+i))})
+		p, _, err := Convert(args, Options{Name: "converted-" + string(rune('a'+i))})
 		if err != nil {
 			t.Fatalf("Convert(%q): %v", args, err)
 		}

@@ -59,12 +59,7 @@ type Options struct {
 // (Draino's arguments: flags and node conditions, optionally preceded by the
 // program name), and one warning line per thing that could not be converted
 // exactly. Each warning starts with the flag or condition it is about.
-func Convert(args []string) (*v1alpha1.RemediationPolicy, []string, error) {
-	return ConvertWithOptions(args, Options{})
-}
-
-// ConvertWithOptions is Convert with options.
-func ConvertWithOptions(args []string, opts Options) (*v1alpha1.RemediationPolicy, []string, error) {
+func Convert(args []string, opts Options) (*v1alpha1.RemediationPolicy, []string, error) {
 	cl, err := parseCmdline(args)
 	if err != nil {
 		return nil, nil, err

@@ -25,7 +25,7 @@ func baseline() *v1alpha1.RemediationPolicy {
 }
 
 func TestBaseline(t *testing.T) {
-	p, _, err := Convert([]string{"KernelDeadlock"})
+	p, _, err := Convert([]string{"KernelDeadlock"}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestFlags(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(slices.Clone(tc.args), "KernelDeadlock")
-			got, warnings, err := Convert(args)
+			got, warnings, err := Convert(args, Options{})
 			if err != nil {
 				t.Fatalf("Convert(%q): %v", args, err)
 			}
@@ -443,7 +443,7 @@ func TestEveryFlagConvertsOrReports(t *testing.T) {
 		"config-name":                    "pool-a",
 		"max-grace-period":               "2m",
 	}
-	base, _, err := Convert([]string{"KernelDeadlock"})
+	base, _, err := Convert([]string{"KernelDeadlock"}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +466,7 @@ func TestEveryFlagConvertsOrReports(t *testing.T) {
 				}
 				arg = "--" + name + "=" + v
 			}
-			p, warnings, err := Convert([]string{arg, "KernelDeadlock"})
+			p, warnings, err := Convert([]string{arg, "KernelDeadlock"}, Options{})
 			if err != nil {
 				t.Fatalf("Convert(%s): %v", arg, err)
 			}
@@ -482,7 +482,7 @@ func TestEveryFlagConvertsOrReports(t *testing.T) {
 }
 
 func TestName(t *testing.T) {
-	p, warnings, err := ConvertWithOptions([]string{"--config-name=pool-a", "X"}, Options{Name: "kernel-faults"})
+	p, warnings, err := Convert([]string{"--config-name=pool-a", "X"}, Options{Name: "kernel-faults"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func TestName(t *testing.T) {
 	}
 	checkWarnings(t, warnings, []string{"--config-name: not used: the policy is named kernel-faults"}, nil)
 
-	if _, _, err := ConvertWithOptions([]string{"X"}, Options{Name: "Not_A_Name"}); err == nil {
+	if _, _, err := Convert([]string{"X"}, Options{Name: "Not_A_Name"}); err == nil {
 		t.Error("an invalid Options.Name converted")
 	}
 }
@@ -569,7 +569,7 @@ func TestConditionSyntax(t *testing.T) {
 }
 
 func TestConditionsMerged(t *testing.T) {
-	p, warnings, err := Convert([]string{"KernelDeadlock=True,10m", "KernelDeadlock=True,2m", "KernelDeadlock=False,1m", "OutOfDisk"})
+	p, warnings, err := Convert([]string{"KernelDeadlock=True,10m", "KernelDeadlock=True,2m", "KernelDeadlock=False,1m", "OutOfDisk"}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -622,7 +622,7 @@ func TestBadInput(t *testing.T) {
 		{"mixed eviction flags of two Draino versions", []string{"--do-not-evict-pod-controlled-by=DaemonSet", "--evict-unreplicated-pods", "X"}, "different Draino versions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := Convert(tc.args)
+			_, _, err := Convert(tc.args, Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Convert(%q) err = %v, want one containing %q", tc.args, err, tc.wantErr)
 			}
@@ -631,7 +631,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
-	p, _, err := Convert([]string{"KernelDeadlock"})
+	p, _, err := Convert([]string{"KernelDeadlock"}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			args := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
-			p, warnings, err := Convert(args)
+			p, warnings, err := Convert(args, Options{})
 			if err != nil {
 				t.Fatalf("Convert: %v", err)
 			}
