@@ -73,7 +73,9 @@ type Line struct {
 	Replay bool
 }
 
-// Stats are counters since New, for metrics.
+// Stats are counters since New. The agent's metrics are counted by the
+// callers, from what the callbacks deliver; these let tests see what the
+// Follower itself did (rotations and truncations followed, lines skipped).
 type Stats struct {
 	LinesRead    uint64 // delivered to the callback
 	LinesSkipped uint64 // longer than MaxLineBytes
