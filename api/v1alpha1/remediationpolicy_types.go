@@ -46,7 +46,40 @@ const (
 	// newest trigger condition at that moment: the node is not taken again
 	// until a trigger condition transitions after that time.
 	AnnotationHumanUncordoned = "nodewarden.io/human-uncordoned"
+	// AnnotationDeadline is the trigger's deadline (RFC3339) when the node was
+	// taken: the time the agent announced the disruption for ("not before").
+	// A drain never runs past it.
+	AnnotationDeadline = "nodewarden.io/deadline"
+	// AnnotationDrainAttempts counts the drains started in this episode
+	// (the current one included); a retry increments it.
+	AnnotationDrainAttempts = "nodewarden.io/drain-attempts"
+	// AnnotationDrainStarted is when the first drain of the episode started
+	// (RFC3339); drain.forceAfter counts from it.
+	AnnotationDrainStarted = "nodewarden.io/drain-started"
+	// AnnotationBlockedBy says, while the node is DrainFailed, what kept the
+	// last drain from finishing (the pods and why: a PodDisruptionBudget,
+	// pods terminating on a NotReady node, an unreplicated or protected pod).
+	AnnotationBlockedBy = "nodewarden.io/blocked-by"
+	// AnnotationOverBudget is set when the node was taken although the
+	// policy's maxConcurrent was used up, because its deadline would have
+	// passed while it waited; its value says so.
+	AnnotationOverBudget = "nodewarden.io/over-budget"
+	// AnnotationKeepOnRecovery is "true" when the policy that took the node
+	// had uncordonOnRecovery: false, so the node is left as it is on release
+	// even if that policy is gone by then.
+	AnnotationKeepOnRecovery = "nodewarden.io/keep-on-recovery"
+	// AnnotationOrphaned is set (to the time, RFC3339) when the policy that
+	// holds the node was deleted or stopped selecting it while its trigger
+	// condition still held: the node stays as it is until it recovers or
+	// another policy takes it over.
+	AnnotationOrphaned = "nodewarden.io/orphaned"
 )
+
+// TaintImpendingDisruption is the PreferNoSchedule taint a policy with
+// drain.startBefore puts on a node whose deadline is further away than
+// startBefore, so that new pods prefer other nodes while it keeps running
+// what it has.
+const TaintImpendingDisruption = "nodewarden.io/impending-disruption"
 
 // Values of AnnotationCordonedBy.
 const (
@@ -58,6 +91,10 @@ const (
 type NodeState string
 
 const (
+	// StateWaiting: the node's deadline is further away than the policy's
+	// drain.startBefore; it carries the impending-disruption
+	// PreferNoSchedule taint, is not cordoned, and uses no maxConcurrent slot.
+	StateWaiting NodeState = "Waiting"
 	// StateCordoned: the policy took the node (cordon, taints, annotations as
 	// configured); no drain has started.
 	StateCordoned NodeState = "Cordoned"
@@ -66,8 +103,9 @@ const (
 	// StateDrained: every evictable pod is gone; the node stays cordoned
 	// until it recovers.
 	StateDrained NodeState = "Drained"
-	// StateDrainFailed: the drain timed out; the node stays cordoned until it
-	// recovers or a human steps in.
+	// StateDrainFailed: the last drain timed out or was blocked; the node
+	// stays cordoned, the drain is retried per drain.maxAttempts and
+	// drain.retryBackoff, and nodewarden.io/blocked-by says why it failed.
 	StateDrainFailed NodeState = "DrainFailed"
 )
 
@@ -83,7 +121,8 @@ const (
 // RemediationPolicySpec says which nodes to watch, which node conditions make
 // a node need remediation, and what to do about it.
 //
-// +kubebuilder:validation:XValidation:rule="!(has(self.drain) && has(self.drain.enabled) && self.drain.enabled && has(self.cordon) && !self.cordon && !(has(self.taints) && self.taints.exists(t, t.effect == 'NoSchedule' || t.effect == 'NoExecute')))",message="drain.enabled needs cordon: true or a NoSchedule/NoExecute taint, otherwise evicted pods are scheduled straight back onto the node"
+// +kubebuilder:validation:XValidation:rule="!(has(self.drain) && has(self.drain.enabled) && self.drain.enabled && has(self.cordon) && !self.cordon && !(has(self.taints) && self.taints.exists(t, t.effect == 'NoSchedule')))",message="drain.enabled needs cordon: true or a NoSchedule taint, otherwise evicted pods are scheduled straight back onto the node"
+// +kubebuilder:validation:XValidation:rule="!(has(self.drain) && has(self.drain.evictDaemonSetPods) && self.drain.evictDaemonSetPods && (!has(self.cordon) || self.cordon))",message="drain.evictDaemonSetPods needs cordon: false and a NoSchedule taint: DaemonSet pods tolerate a cordon, so evicted ones come straight back and the drain never finishes",fieldPath=".drain.evictDaemonSetPods"
 type RemediationPolicySpec struct {
 	// nodeSelector selects the nodes this policy watches. Empty or absent
 	// selects every node.
@@ -109,7 +148,7 @@ type RemediationPolicySpec struct {
 	// policy not Ready (the schema cannot check them without a length limit
 	// on corev1.Taint).
 	// +kubebuilder:validation:MaxItems=16
-	// +kubebuilder:validation:items:XValidation:rule="self.effect in ['NoSchedule', 'PreferNoSchedule', 'NoExecute']",message="taint effect must be one of NoSchedule, PreferNoSchedule or NoExecute",fieldPath=".effect"
+	// +kubebuilder:validation:items:XValidation:rule="self.effect in ['NoSchedule', 'PreferNoSchedule']",message="taint effect must be NoSchedule or PreferNoSchedule: a NoExecute taint makes the taint manager evict pods without asking their PodDisruptionBudgets; the drain evicts them safely",fieldPath=".effect"
 	// +listType=atomic
 	// +optional
 	Taints []corev1.Taint `json:"taints,omitempty"`
@@ -157,6 +196,17 @@ type RemediationPolicySpec struct {
 	// write intstr.FromString("0%") for a breaker that opens on any trigger.
 	// +optional
 	MaxUnhealthy intstr.IntOrString `json:"maxUnhealthy,omitzero"`
+
+	// recoverFor is how long none of the conditions may match before a held
+	// node is released, so that a condition that flaps does not uncordon and
+	// re-drain the node each time. Measured from the conditions'
+	// lastTransitionTime. 0s releases at the first observation.
+	// +kubebuilder:default="0s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) >= duration('0s')",message="recoverFor must be a duration such as 0s, 5m or 1h"
+	// +optional
+	RecoverFor metav1.Duration `json:"recoverFor,omitempty"`
 
 	// dryRun computes and reports every decision (logs, Events, status) but
 	// writes nothing to nodes and evicts nothing.
@@ -211,14 +261,69 @@ type DrainSpec struct {
 	// +optional
 	Timeout metav1.Duration `json:"timeout,omitempty"`
 
+	// startBefore: a node whose trigger has a deadline further away than
+	// this is not cordoned yet; it gets the PreferNoSchedule taint
+	// nodewarden.io/impending-disruption at once (new pods prefer other
+	// nodes) and is cordoned and drained only when the deadline is
+	// startBefore away, keeping its capacity until then. Absent: act at once.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) > duration('0s')",message="startBefore must be a positive duration such as 30m or 2h"
+	// +optional
+	StartBefore *metav1.Duration `json:"startBefore,omitempty"`
+
+	// maxAttempts is how many times a drain is tried in one remediation
+	// (the first try included) before the node stays DrainFailed for a
+	// human (or the escalations below).
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	MaxAttempts int32 `json:"maxAttempts,omitempty"`
+
+	// retryBackoff is the wait after the first failed drain; it doubles after
+	// each further failure (capped at 1h) and never delays a retry past the
+	// trigger's deadline.
+	// +kubebuilder:default="1m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) > duration('0s')",message="retryBackoff must be a positive duration such as 30s or 1m"
+	// +optional
+	RetryBackoff metav1.Duration `json:"retryBackoff,omitempty"`
+
+	// forceAfter (opt-in, off when absent): once this long has passed since
+	// the first drain of the remediation started and pods are still left, the
+	// next try deletes them instead of evicting them, ignoring their
+	// PodDisruptionBudgets. Use it only where losing availability is better
+	// than a node that never empties (docs/policy.md, "Escalations").
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) > duration('0s')",message="forceAfter must be a positive duration such as 30m or 2h"
+	// +optional
+	ForceAfter *metav1.Duration `json:"forceAfter,omitempty"`
+
+	// outOfServiceTaint (opt-in): when a drain failed and the node is
+	// NotReady (its kubelet gone, so evicted pods stay Terminating), add the
+	// node.kubernetes.io/out-of-service=nodeshutdown:NoExecute taint
+	// (Kubernetes' non-graceful node shutdown): its pods are deleted and
+	// their volumes detached so they can start elsewhere. Only safe if the
+	// node is really down (docs/policy.md, "Escalations").
+	// +optional
+	OutOfServiceTaint bool `json:"outOfServiceTaint,omitempty"`
+
 	// gracePeriodSeconds caps each pod's termination grace period. Unset uses
-	// each pod's own terminationGracePeriodSeconds.
+	// each pod's own terminationGracePeriodSeconds. Either way a drain that
+	// would otherwise run past the trigger's deadline shortens each pod's
+	// grace period to fit (never below 5 seconds).
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
 
 	// evictDaemonSetPods also evicts pods owned by a DaemonSet (they are
 	// normally left alone: the DaemonSet controller would recreate them).
+	// It needs cordon: false and a NoSchedule taint the DaemonSet does not
+	// tolerate: DaemonSet pods tolerate a cordon, so they would come straight
+	// back and the drain could never finish.
 	// +optional
 	EvictDaemonSetPods bool `json:"evictDaemonSetPods,omitempty"`
 
@@ -265,10 +370,50 @@ type RemediationPolicyStatus struct {
 
 	// conditions: Ready (the policy is valid and acted on) and CircuitOpen
 	// (maxUnhealthy is exceeded, nothing new is started).
+	// stuckNodes are the nodes whose drain failed (state DrainFailed), with
+	// what blocks them. At most 20 are listed, the longest stuck first.
+	// +listType=atomic
+	// +optional
+	StuckNodes []StuckNode `json:"stuckNodes,omitempty"`
+
+	// overBudgetNodes are the nodes held beyond maxConcurrent because their
+	// deadline would have passed while they waited for a slot. At most 20
+	// are listed.
+	// +listType=atomic
+	// +optional
+	OverBudgetNodes []OverBudgetNode `json:"overBudgetNodes,omitempty"`
+
+	// conditions: Ready (the policy is valid and acted on) and CircuitOpen
+	// (maxUnhealthy is exceeded, nothing new is started).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// StuckNode is a node whose drain failed.
+type StuckNode struct {
+	// name of the Node.
+	Name string `json:"name"`
+	// since is when the last drain failed.
+	Since metav1.Time `json:"since"`
+	// attempts is how many drains were started.
+	Attempts int32 `json:"attempts"`
+	// blockedBy says what kept the drain from finishing.
+	// +optional
+	BlockedBy string `json:"blockedBy,omitempty"`
+	// nextAttempt is when the drain is tried again; absent when no retry is left.
+	// +optional
+	NextAttempt *metav1.Time `json:"nextAttempt,omitempty"`
+}
+
+// OverBudgetNode is a node taken beyond maxConcurrent for its deadline.
+type OverBudgetNode struct {
+	// name of the Node.
+	Name string `json:"name"`
+	// deadline of its trigger.
+	// +optional
+	Deadline *metav1.Time `json:"deadline,omitempty"`
 }
 
 // RemediationPolicy turns Node conditions into cordon, drain and annotations,
