@@ -2,14 +2,14 @@ package controllers
 
 import (
 	"context"
-	"fmt"
+	"errors"
+	"maps"
 	"sync"
-	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
@@ -20,56 +20,53 @@ import (
 
 // Drains runs at most one drain per node, each in its own goroutine, so that
 // a drain waiting on a PodDisruptionBudget never blocks decisions about other
-// nodes. It is a manager Runnable: it runs only on the leader, and when the
-// leader stops, every drain stops with it; the next leader resumes them from
-// the nodes' Draining state.
+// nodes. It only evicts and reports: how an attempt ended is kept as a
+// remediation.DrainReport until the reconciler has recorded it on the node
+// (every state change is the reconciler's). It is a manager Runnable: it
+// runs only on the leader, and when the leader stops, every drain stops with
+// it; the next leader resumes them from the nodes' Draining state.
 type Drains struct {
-	drainer  *drain.Drainer
-	recorder events.EventRecorder
-	metrics  *Metrics
-	clock    clock.PassiveClock
-	log      logr.Logger
+	drainer *drain.Drainer
+	metrics *Metrics
+	clock   clock.PassiveClock
+	log     logr.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu sync.Mutex
-	// running is each node's drain in progress. An entry is removed by
-	// Cancel at once, and by the drain itself when it ends only if it is
-	// still its own: a cancelled drain that winds down after a new one
+	// running is each node's drain attempt in progress. An entry is removed
+	// by Cancel at once, and by the attempt itself when it ends only if it
+	// is still its own: a cancelled attempt that winds down after a new one
 	// started must not forget the new one.
 	running map[string]*drainRun
-	// finished holds the deadline of each node's last completed drain. A
-	// Draining episode is identified by its deadline (state-since +
-	// timeout), so a cache that still shows the node Draining after the
-	// drain wrote Drained does not start the same drain again.
-	finished map[string]time.Time
+	// reports are the attempts that ended and are not yet recorded.
+	reports map[string]remediation.DrainReport
 
 	done chan event.GenericEvent
 }
 
 // NewDrains returns an idle drain runner.
-func NewDrains(client kubernetes.Interface, recorder events.EventRecorder, m *Metrics, log logr.Logger) *Drains {
+func NewDrains(client kubernetes.Interface, m *Metrics, log logr.Logger) *Drains {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Drains{
 		drainer: &drain.Drainer{Client: client, Log: log.WithName("drain"),
 			// Counted as they happen: a drain behind a PDB can retry for its whole timeout.
 			OnRetry: func(*corev1.Pod, error) { m.EvictionRetry.Inc() },
 		},
-		recorder: recorder,
-		metrics:  m,
-		clock:    clock.RealClock{},
-		log:      log.WithName("drains"),
-		ctx:      ctx,
-		cancel:   cancel,
-		running:  map[string]*drainRun{},
-		finished: map[string]time.Time{},
-		done:     make(chan event.GenericEvent, 64),
+		metrics: m,
+		clock:   clock.RealClock{},
+		log:     log.WithName("drains"),
+		ctx:     ctx,
+		cancel:  cancel,
+		running: map[string]*drainRun{},
+		reports: map[string]remediation.DrainReport{},
+		done:    make(chan event.GenericEvent, 64),
 	}
 }
 
-// Done delivers a Node each time one of its drains ended.
+// Done delivers a Node each time one of its drain attempts ended.
 func (d *Drains) Done() <-chan event.GenericEvent { return d.done }
 
 // Start blocks until ctx ends, then stops every drain and waits for them.
@@ -80,88 +77,128 @@ func (d *Drains) Start(ctx context.Context) error {
 	return nil
 }
 
-// Ensure starts a drain of node for rp unless one is running.
-func (d *Drains) Ensure(node string, rp *v1alpha1.RemediationPolicy, deadline time.Time) {
+// Ensure starts the attempt o of node's drain for rp, unless an attempt is
+// running or this one already ended and waits to be recorded.
+func (d *Drains) Ensure(node string, rp *v1alpha1.RemediationPolicy, o remediation.DrainOrder) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.running[node]; ok || d.ctx.Err() != nil {
 		return
 	}
-	if last, ok := d.finished[node]; ok && last.Equal(deadline) {
+	if r, ok := d.reports[node]; ok && r.Attempt == o.Attempt {
 		return
 	}
+	delete(d.reports, node) // an older attempt's, superseded
 	ctx, cancel := context.WithCancel(d.ctx)
-	r := &drainRun{cancel: cancel}
-	d.running[node] = r
+	run := &drainRun{cancel: cancel, attempt: o.Attempt}
+	d.running[node] = run
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		finished := d.run(ctx, node, rp.DeepCopy(), deadline)
-		d.forget(node, r, finished, deadline)
+		report, ended := d.run(ctx, node, rp.DeepCopy(), o)
+		d.finish(node, run, report, ended)
 	}()
 }
 
-// Cancel stops node's drain, if any.
+// Cancel stops node's drain, if any, and drops an unrecorded report: the
+// node was released or handed over, and the outcome is no longer anyone's.
 func (d *Drains) Cancel(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.cancelLocked(node)
+}
+
+func (d *Drains) cancelLocked(node string) {
 	if r, ok := d.running[node]; ok {
 		r.cancel()
 		delete(d.running, node)
 	}
+	delete(d.reports, node)
 }
 
-// drainRun is one drain in progress; its address tells it from a later drain of
-// the same node.
-type drainRun struct{ cancel context.CancelFunc }
-
-func (d *Drains) forget(node string, r *drainRun, finished bool, deadline time.Time) {
+// Retain cancels the drains of nodes that are not in exists: a node deleted
+// mid-drain has nothing left to evict.
+func (d *Drains) Retain(exists func(node string) bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.running[node] == r {
-		delete(d.running, node)
+	for node := range d.running {
+		if !exists(node) {
+			d.log.Info("node deleted: its drain stops", "node", node)
+			d.cancelLocked(node)
+		}
 	}
-	if finished {
-		d.finished[node] = deadline
+	for node := range d.reports {
+		if !exists(node) {
+			delete(d.reports, node)
+		}
 	}
 }
 
-// run drains node and records the outcome; it reports whether the drain
-// came to an end (rather than being cancelled or failing to record).
-func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationPolicy, deadline time.Time) bool {
+// Reports returns the attempts that ended and are not yet recorded.
+func (d *Drains) Reports() map[string]remediation.DrainReport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.reports)
+}
+
+// Recorded drops node's report of attempt once it is written on the node.
+func (d *Drains) Recorded(node string, attempt int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r, ok := d.reports[node]; ok && r.Attempt == attempt {
+		delete(d.reports, node)
+	}
+}
+
+// drainRun is one attempt in progress; its address tells it from a later
+// attempt on the same node.
+type drainRun struct {
+	cancel  context.CancelFunc
+	attempt int
+}
+
+func (d *Drains) finish(node string, r *drainRun, report remediation.DrainReport, ended bool) {
+	d.mu.Lock()
+	own := d.running[node] == r
+	if own {
+		delete(d.running, node)
+		if ended {
+			d.reports[node] = report
+		}
+	}
+	d.mu.Unlock()
+	if !own || !ended {
+		return
+	}
+	select {
+	case d.done <- event.GenericEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}}:
+	case <-d.ctx.Done():
+	}
+}
+
+// run drains node once and says how it ended; ended is false when the
+// attempt was cancelled (released, or the controller stops).
+func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationPolicy, o remediation.DrainOrder) (remediation.DrainReport, bool) {
 	start := d.clock.Now()
-	log := d.log.WithValues("node", node, "policy", rp.Name, "deadline", deadline)
+	log := d.log.WithValues("node", node, "policy", rp.Name, "attempt", o.Attempt, "deadline", o.Deadline, "force", o.Force)
 	log.Info("drain started")
-	res, drainErr := d.drainer.Drain(ctx, node, drain.OptionsFrom(rp.Spec.Drain), deadline)
+	opts := drain.OptionsFrom(rp.Spec.Drain)
+	opts.Force = o.Force
+	res, err := d.drainer.Drain(ctx, node, opts, o.Deadline)
 	if ctx.Err() != nil {
 		log.Info("drain cancelled")
-		return false
+		return remediation.DrainReport{}, false
 	}
-	// Finish writes Drained or DrainFailed only if the node is still
-	// Draining: the condition may have cleared or a human may have
-	// uncordoned it meanwhile, and then the outcome is no longer ours.
-	n, err := d.drainer.Finish(ctx, node, drainErr)
+	report := remediation.DrainReport{Attempt: o.Attempt, Succeeded: err == nil, Evicted: res.Evicted, Terminating: res.Terminating}
+	result := string(v1alpha1.StateDrained)
 	if err != nil {
-		log.Error(err, "recording the drain's outcome failed; the next pass drains again")
-		return false
+		result = string(v1alpha1.StateDrainFailed)
+		report.BlockedBy = res.BlockedBy
+		if report.BlockedBy == "" || !errors.Is(err, drain.ErrTimeout) && !errors.Is(err, drain.ErrBlocked) {
+			report.BlockedBy = err.Error()
+		}
 	}
-	if n == nil {
-		return true // no longer Draining: released or uncordoned meanwhile
-	}
-	state, _ := drain.Outcome(drainErr)
-	reason, kind, msg := remediation.ReasonDrainSucceeded, corev1.EventTypeNormal,
-		fmt.Sprintf("drained for policy %s: %d pods evicted", rp.Name, res.Evicted)
-	if drainErr != nil {
-		reason, kind, msg = remediation.ReasonDrainFailed, corev1.EventTypeWarning,
-			fmt.Sprintf("drain for policy %s failed, the node stays cordoned: %v", rp.Name, drainErr)
-	}
-	d.metrics.DrainDuration.WithLabelValues(string(state)).Observe(d.clock.Since(start).Seconds())
-	d.metrics.Actions.WithLabelValues(string(state), "success").Inc()
-	log.Info("drain finished", "state", state, "evicted", res.Evicted, "retries", res.Retries)
-	d.recorder.Eventf(n, rp, kind, reason, reason, "%s", msg)
-	select {
-	case d.done <- event.GenericEvent{Object: n}:
-	case <-ctx.Done():
-	}
-	return true
+	d.metrics.DrainDuration.WithLabelValues(result).Observe(d.clock.Since(start).Seconds())
+	log.Info("drain ended", "result", result, "evicted", res.Evicted, "retries", res.Retries, "blockedBy", report.BlockedBy)
+	return report, true
 }

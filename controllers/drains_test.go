@@ -12,9 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/events"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/remediation"
 )
 
 // TestCancelledDrainDoesNotForgetItsSuccessor: a drain that was cancelled
@@ -37,7 +37,7 @@ func TestCancelledDrainDoesNotForgetItsSuccessor(t *testing.T) {
 			<-release[i]
 		}
 	}}
-	d := NewDrains(cs, events.NewFakeRecorder(10), NewMetrics(prometheus.NewRegistry()), testr.New(t))
+	d := NewDrains(cs, NewMetrics(prometheus.NewRegistry()), testr.New(t))
 	ctx, stop := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { _ = d.Start(ctx); close(stopped) }()
@@ -48,18 +48,19 @@ func TestCancelledDrainDoesNotForgetItsSuccessor(t *testing.T) {
 	})
 
 	rp := &v1alpha1.RemediationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
-	deadline := time.Now().Add(time.Hour)
-	d.Ensure("n", rp, deadline)
+	first := remediation.DrainOrder{Attempt: 1, Deadline: time.Now().Add(time.Hour)}
+	second := remediation.DrainOrder{Attempt: 1, Deadline: first.Deadline.Add(time.Minute)}
+	d.Ensure("n", rp, first)
 	<-listing // drain 1 is listing the node's pods
 	d.Cancel("n")
-	d.Ensure("n", rp, deadline.Add(time.Minute))
+	d.Ensure("n", rp, second)
 	<-listing // drain 2 too
 
 	close(release[0]) // drain 1 sees its cancellation and ends
 	// Every pass of the reconciler ensures the node's drain; none may start
 	// a third one while drain 2 still runs.
 	for range 50 {
-		d.Ensure("n", rp, deadline.Add(time.Minute))
+		d.Ensure("n", rp, second)
 		select {
 		case i := <-listing:
 			t.Fatalf("drain %d started while drain 2 was still running", i+1)

@@ -12,6 +12,7 @@ type Metrics struct {
 	DrainDuration  *prometheus.HistogramVec // result
 	CircuitOpen    *prometheus.GaugeVec     // policy
 	TriggeredNodes *prometheus.GaugeVec     // policy
+	StuckNodes     *prometheus.GaugeVec     // policy
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -23,7 +24,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"policy", "state"}),
 		Actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nodewarden_controller_actions_total",
-			Help: "Actions on nodes (Cordon, StartDrain, Release, Stop, Drained, DrainFailed), by result (success, conflict, error, dry_run).",
+			Help: "Actions on nodes (Wait, Cordon, StartDrain, Drained, DrainFailed, Handover, Release, Stop, ...), by result (success, conflict, error, dry_run).",
 		}, []string{"action", "result"}),
 		EvictionRetry: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nodewarden_controller_eviction_retries_total",
@@ -42,7 +43,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nodewarden_controller_triggered_nodes",
 			Help: "Selected nodes whose trigger condition holds, by policy.",
 		}, []string{"policy"}),
+		StuckNodes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodewarden_controller_stuck_nodes",
+			Help: "Nodes a policy holds whose drain failed (state DrainFailed, retrying or waiting for a human); nodewarden.io/blocked-by on each says why.",
+		}, []string{"policy"}),
 	}
-	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes)
+	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes)
 	return m
 }

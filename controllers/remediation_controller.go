@@ -46,6 +46,10 @@ type RemediationReconciler struct {
 	DryRun bool
 	Clock  clock.PassiveClock
 	Log    logr.Logger
+
+	// writes are this reconciler's Node writes the cache has not shown yet;
+	// decisions see them, so a lagging cache never frees a slot twice.
+	writes remediation.Writes
 }
 
 // SetupWithManager watches Nodes and policies, and drain completions.
@@ -78,17 +82,19 @@ func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 	if err := r.Client.List(ctx, &policies); err != nil {
 		return ctrl.Result{}, err
 	}
-	var nodes corev1.NodeList
-	if err := r.Client.List(ctx, &nodes); err != nil {
+	var cached corev1.NodeList
+	if err := r.Client.List(ctx, &cached); err != nil {
 		return ctrl.Result{}, err
 	}
+	nodes := r.writes.View(cached.Items)
 	now := r.Clock.Now()
-	plan := remediation.Decide(now, policies.Items, nodes.Items)
+	plan := remediation.Decide(now, policies.Items, nodes, r.Drains.Reports())
 
 	nodeByName := map[string]*corev1.Node{}
-	for i := range nodes.Items {
-		nodeByName[nodes.Items[i].Name] = &nodes.Items[i]
+	for i := range nodes {
+		nodeByName[nodes[i].Name] = &nodes[i]
 	}
+	r.Drains.Retain(func(node string) bool { return nodeByName[node] != nil })
 	policyByName := map[string]*v1alpha1.RemediationPolicy{}
 	for i := range policies.Items {
 		policyByName[policies.Items[i].Name] = &policies.Items[i]
@@ -116,50 +122,61 @@ func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 	return result, nil
 }
 
-// carryOut sends one node's patch and starts or stops its drain.
+// carryOut stops the node's drain if the decision says so, sends its patch,
+// and makes sure the drain it wants is running.
 func (r *RemediationReconciler) carryOut(ctx context.Context, d remediation.NodeDecision, node *corev1.Node, rp *v1alpha1.RemediationPolicy) error {
-	dryRun := d.DryRun || r.DryRun
-	switch d.Action {
-	case remediation.ActionNone, remediation.ActionDefer:
-		return nil
-	case remediation.ActionHold:
-		if d.State == v1alpha1.StateDraining && !dryRun && rp != nil {
-			// After a restart or a leader change the drain is resumed here,
-			// with the deadline it had from the start.
-			r.Drains.Ensure(d.Node, rp, d.DrainDeadline)
-		}
-		return nil
-	case remediation.ActionRelease, remediation.ActionStop:
-		// Never leave a drain evicting pods from a node we gave back.
+	if d.CancelDrain {
+		// Never leave a drain evicting pods from a node we gave back, or
+		// under settings that no longer apply.
 		r.Drains.Cancel(d.Node)
 	}
-	if d.Patch.IsEmpty() {
+	if d.DryRun || r.DryRun {
+		if !d.Patch.IsEmpty() {
+			r.Log.Info("dry run: not writing", "node", d.Node, "policy", d.Policy, "action", d.Action, "why", d.Why)
+			r.Metrics.Actions.WithLabelValues(actionLabel(d), "dry_run").Inc()
+		}
 		return nil
 	}
-	log := r.Log.WithValues("node", d.Node, "policy", d.Policy, "action", d.Action, "why", d.Why)
-	if dryRun {
-		log.Info("dry run: not writing")
-		r.Metrics.Actions.WithLabelValues(string(d.Action), "dry_run").Inc()
-		return nil
+	if !d.Patch.IsEmpty() {
+		written, err := r.patchNode(ctx, node, d.Patch)
+		r.Metrics.Actions.WithLabelValues(actionLabel(d), resultOf(err)).Inc()
+		if err != nil {
+			return err
+		}
+		r.writes.Record(d.Patch.ResourceVersion, written)
+		if d.Action == remediation.ActionRecord {
+			r.Drains.Recorded(d.Node, remediation.AttemptOf(written))
+		}
+		r.Log.Info("node updated", "node", d.Node, "policy", d.Policy, "action", d.Action, "why", d.Why)
 	}
-	if err := r.patchNode(ctx, node, d.Patch); err != nil {
-		r.Metrics.Actions.WithLabelValues(string(d.Action), resultOf(err)).Inc()
-		return err
-	}
-	r.Metrics.Actions.WithLabelValues(string(d.Action), "success").Inc()
-	log.Info("node updated")
-	if d.Action == remediation.ActionStartDrain && rp != nil {
-		r.Drains.Ensure(d.Node, rp, d.DrainDeadline)
+	if d.Drain != nil && rp != nil {
+		// After a restart or a leader change the drain is resumed here,
+		// with the deadline it had from the start.
+		r.Drains.Ensure(d.Node, rp, *d.Drain)
 	}
 	return nil
 }
 
-func (r *RemediationReconciler) patchNode(ctx context.Context, node *corev1.Node, p remediation.NodePatch) error {
+// actionLabel names an action for the metrics; a recorded drain outcome by
+// the state it led to (Drained, DrainFailed), which the alerts watch.
+func actionLabel(d remediation.NodeDecision) string {
+	if s, ok := d.Patch.SetAnnotations[v1alpha1.AnnotationState]; ok && d.Action == remediation.ActionRecord {
+		return s
+	}
+	return string(d.Action)
+}
+
+// patchNode sends p and returns the Node as the API server wrote it.
+func (r *RemediationReconciler) patchNode(ctx context.Context, node *corev1.Node, p remediation.NodePatch) (*corev1.Node, error) {
 	body, err := p.MergePatch()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return r.Client.Patch(ctx, node.DeepCopy(), client.RawPatch(types.MergePatchType, body))
+	written := node.DeepCopy()
+	if err := r.Client.Patch(ctx, written, client.RawPatch(types.MergePatchType, body)); err != nil {
+		return nil, err
+	}
+	return written, nil
 }
 
 // emit sends the plan's Events; a node's only once its decision was carried out.
@@ -213,6 +230,7 @@ func (r *RemediationReconciler) observe(plan remediation.Plan) {
 	}
 	r.Metrics.CircuitOpen.Reset()
 	r.Metrics.TriggeredNodes.Reset()
+	r.Metrics.StuckNodes.Reset()
 	for _, p := range plan.Policies {
 		open := 0.0
 		if p.CircuitOpen {
@@ -220,10 +238,14 @@ func (r *RemediationReconciler) observe(plan remediation.Plan) {
 		}
 		r.Metrics.CircuitOpen.WithLabelValues(p.Name).Set(open)
 		r.Metrics.TriggeredNodes.WithLabelValues(p.Name).Set(float64(p.Triggered))
+		r.Metrics.StuckNodes.WithLabelValues(p.Name).Set(float64(len(p.Stuck)))
 	}
 }
 
 func resultOf(err error) string {
+	if err == nil {
+		return "success"
+	}
 	if apierrors.IsConflict(err) {
 		return "conflict"
 	}

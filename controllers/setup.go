@@ -65,7 +65,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	metrics := NewMetrics(opts.Registerer)
 	r := &RemediationReconciler{
 		Client:   mgr.GetClient(),
-		Drains:   NewDrains(opts.Clientset, recorder, metrics, opts.Log),
+		Drains:   NewDrains(opts.Clientset, metrics, opts.Log),
 		Recorder: recorder,
 		Metrics:  metrics,
 		DryRun:   opts.DryRun,

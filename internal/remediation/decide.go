@@ -3,6 +3,7 @@ package remediation
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,12 +11,14 @@ import (
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 )
 
-// Decide looks at every policy and every node as they are at now and returns
-// what to do. It reads its inputs and never modifies them. The package doc
-// lists the rules.
-func Decide(now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node) Plan {
+// Decide looks at every policy and every node as they are at now, and at
+// the drain attempts that ended but are not yet recorded on their nodes
+// (drains, by node name; nil when there are none), and returns what to do.
+// It reads its inputs and never modifies them. The package doc lists the
+// rules.
+func Decide(now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, drains map[string]DrainReport) Plan {
 	d := newDecider(now, policies)
-	views := d.observe(nodes)
+	views := d.observe(nodes, drains)
 	d.tripCircuits()
 	for i := range views {
 		d.plan.Nodes = append(d.plan.Nodes, d.decideNode(i, &views[i]))
@@ -23,7 +26,7 @@ func Decide(now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1
 	for _, p := range d.policies {
 		d.takeWithinBudget(p)
 	}
-	d.summarize()
+	d.summarize(views)
 	return d.plan
 }
 
@@ -32,7 +35,7 @@ type decider struct {
 	policies []*policy // by name
 	claimers []*policy // the order in which policies claim free nodes
 	byName   map[string]*policy
-	pending  time.Time // earliest for: expiry
+	wake     time.Time // earliest moment the answer changes with time alone
 	plan     Plan
 }
 
@@ -43,13 +46,19 @@ type nodeView struct {
 	holder          string
 	evals           map[string]evaluation // by policy, for valid policies selecting the node
 	humanUncordoned time.Time
+	report          *DrainReport
+	// nextAttempt is when a DrainFailed node's drain is tried again (zero:
+	// never), for the policy status.
+	nextAttempt time.Time
 }
 
-// candidate is a free node a policy wants, waiting for the budget.
+// candidate is a node a policy wants, waiting for the budget: a free node, a
+// Waiting node whose start time came, or a node another policy lets go of.
 type candidate struct {
-	index   int // into plan.Nodes
-	node    *corev1.Node
-	trigger Trigger
+	index    int // into plan.Nodes
+	node     *corev1.Node
+	trigger  Trigger
+	handover bool
 }
 
 func newDecider(now time.Time, in []v1alpha1.RemediationPolicy) *decider {
@@ -66,10 +75,14 @@ func newDecider(now time.Time, in []v1alpha1.RemediationPolicy) *decider {
 
 // observe evaluates every policy on every node and counts, per policy, the
 // nodes it selects, that are triggered, and that it holds.
-func (d *decider) observe(nodes []corev1.Node) []nodeView {
+func (d *decider) observe(nodes []corev1.Node, drains map[string]DrainReport) []nodeView {
 	views := make([]nodeView, 0, len(nodes))
 	for i := range nodes {
-		views = append(views, d.observeNode(&nodes[i]))
+		v := d.observeNode(&nodes[i])
+		if r, ok := drains[v.node.Name]; ok {
+			v.report = &r
+		}
+		views = append(views, v)
 	}
 	sort.Slice(views, func(i, j int) bool { return views[i].node.Name < views[j].node.Name })
 	for _, p := range d.policies {
@@ -86,7 +99,7 @@ func (d *decider) observeNode(n *corev1.Node) nodeView {
 		evals:           map[string]evaluation{},
 		humanUncordoned: annotationTime(n, v1alpha1.AnnotationHumanUncordoned),
 	}
-	if p := d.byName[v.holder]; p != nil && v.state != "" {
+	if p := d.byName[v.holder]; p != nil && usesSlot(v.state) {
 		p.held++
 	}
 	for _, p := range d.policies {
@@ -102,14 +115,17 @@ func (d *decider) observeNode(n *corev1.Node) nodeView {
 		if v.heldBy(p) && e.matching || !v.heldBy(p) && e.holds() {
 			p.triggered++
 		}
-		if v.state == "" && !e.pendingUntil.IsZero() {
-			d.pending = earliest(d.pending, e.pendingUntil)
+		if v.state == "" {
+			d.wakeAt(e.pendingUntil)
 		}
 	}
 	return v
 }
 
 func (v *nodeView) heldBy(p *policy) bool { return v.state != "" && v.holder == p.name }
+
+// wakeAt makes the plan requeue by t (zero: nothing to wait for).
+func (d *decider) wakeAt(t time.Time) { d.wake = earliest(d.wake, t) }
 
 // tripCircuits opens each policy's circuit breaker when too many of its nodes
 // are triggered, and reports only the transitions so the Event fires once.
@@ -131,36 +147,62 @@ func (d *decider) tripCircuits() {
 
 func (d *decider) decideNode(i int, v *nodeView) NodeDecision {
 	if v.state != "" {
-		return d.decideHeld(v)
+		return d.decideHeld(i, v)
 	}
 	return d.claim(i, v)
 }
 
-// decideHeld moves a node the policy already holds along the state machine.
-func (d *decider) decideHeld(v *nodeView) NodeDecision {
+// decideHeld moves a node a policy already holds along the state machine.
+func (d *decider) decideHeld(i int, v *nodeView) NodeDecision {
 	n := v.node
 	nd := NodeDecision{Node: n.Name, Policy: v.holder, State: v.state, Trigger: triggerFromAnnotations(n)}
 	p := d.byName[v.holder]
-	if p == nil {
-		// The policy's settings are gone with it; the annotations say what
-		// was ours, so undo exactly that.
-		return d.release(nd, v, nil, true, fmt.Sprintf("policy %q no longer exists", v.holder))
+	if p != nil {
+		nd.DryRun = p.dryRun
 	}
-	nd.DryRun = p.dryRun
-	e := v.evals[p.name]
+	e := v.evals[v.holder]
 	switch {
-	case p.invalid != "":
+	case p != nil && p.invalid != "":
 		return hold(nd, "policy is invalid ("+p.invalid+"); the node stays as it is")
-	case !p.selects(n):
-		return d.release(nd, v, p, p.undo, "the policy no longer selects the node")
-	case !e.matching:
-		return d.release(nd, v, p, p.undo, "no condition of the policy holds any more")
 	case humanUncordoned(n):
+		// Before any handover: whoever uncordoned it wants it in service.
 		return d.stop(nd, v, p, e)
-	case v.state == v1alpha1.StateCordoned && p.drain && !p.circuitOpen:
-		return d.startDrain(nd, v, p)
+	case p == nil:
+		return d.letGo(i, nd, v, nil, fmt.Sprintf("policy %q no longer exists", v.holder))
+	case !p.selects(n):
+		return d.letGo(i, nd, v, p, "the policy no longer selects the node")
+	case !e.matching:
+		return d.recovered(i, nd, v, p, e)
 	}
-	return d.holdInState(nd, v, p)
+	return d.advance(i, nd, v, p)
+}
+
+// advance takes a held node whose condition still matches one step along.
+func (d *decider) advance(i int, nd NodeDecision, v *nodeView, p *policy) NodeDecision {
+	switch v.state {
+	case v1alpha1.StateWaiting:
+		return d.waitOrStart(i, nd, v, p)
+	case v1alpha1.StateCordoned:
+		switch {
+		case !p.drain:
+			return hold(nd, "drain is disabled; the node stays cordoned until it recovers")
+		case p.circuitOpen:
+			return hold(nd, "the circuit is open; the drain does not start")
+		}
+		return d.startDrain(nd, v, p, 1, false, false, "the node is cordoned and its condition still holds")
+	case v1alpha1.StateDraining:
+		return d.draining(nd, v, p)
+	case v1alpha1.StateDrained:
+		return hold(nd, "drained; waiting for the node to recover")
+	case v1alpha1.StateDrainFailed:
+		return d.retryOrEscalate(nd, v, p)
+	}
+	return hold(nd, fmt.Sprintf("unknown state %q; the node stays as it is until it recovers", v.state))
+}
+
+func hold(nd NodeDecision, why string) NodeDecision {
+	nd.Action, nd.Why = ActionHold, why
+	return nd
 }
 
 // humanUncordoned: nodewarden sets the cordon and cordoned-by in one patch
@@ -171,52 +213,272 @@ func humanUncordoned(n *corev1.Node) bool {
 	return cordonRecorded && !n.Spec.Unschedulable
 }
 
-func (d *decider) holdInState(nd NodeDecision, v *nodeView, p *policy) NodeDecision {
-	switch v.state {
-	case v1alpha1.StateCordoned:
-		if p.circuitOpen {
-			return hold(nd, "the circuit is open; the drain does not start")
-		}
-		return hold(nd, "drain is disabled; the node stays cordoned until it recovers")
-	case v1alpha1.StateDraining:
-		nd.DrainDeadline = d.drainDeadline(v.node, p)
-		return hold(nd, "the drain is in progress")
-	case v1alpha1.StateDrained:
-		return hold(nd, "drained; waiting for the node to recover")
-	case v1alpha1.StateDrainFailed:
-		return hold(nd, "the drain failed; the node stays cordoned until it recovers")
+// waitOrStart keeps a Waiting node waiting until its deadline is
+// startBefore away, then makes it a candidate for a slot.
+func (d *decider) waitOrStart(i int, nd NodeDecision, v *nodeView, p *policy) NodeDecision {
+	t := nd.Trigger
+	if start := p.startAt(t); start.After(d.now) {
+		d.wakeAt(start)
+		return hold(nd, "waiting until "+formatTime(start)+", drain.startBefore ahead of the deadline")
 	}
-	return hold(nd, fmt.Sprintf("unknown state %q; the node stays as it is until it recovers", v.state))
-}
-
-func hold(nd NodeDecision, why string) NodeDecision {
-	nd.Action, nd.Why = ActionHold, why
+	if t == nil {
+		t = &Trigger{}
+	}
+	nd.Action, nd.Why = ActionDefer, "the deadline is drain.startBefore away"
+	p.candidates = append(p.candidates, candidate{index: i, node: v.node, trigger: *t})
 	return nd
 }
 
-// drainDeadline keeps the deadline of a drain that started before a restart.
-func (d *decider) drainDeadline(n *corev1.Node, p *policy) time.Time {
-	since := annotationTime(n, v1alpha1.AnnotationStateSince)
+// draining records a finished attempt, or keeps the attempt running, unless
+// the policy no longer drains.
+func (d *decider) draining(nd NodeDecision, v *nodeView, p *policy) NodeDecision {
+	attempt := attempts(v.node)
+	if r := v.report; r != nil && r.Attempt == attempt {
+		return d.record(nd, v, p, *r)
+	}
+	switch {
+	case p.dryRun:
+		nd.CancelDrain = true
+		return hold(nd, "the policy is in dry run: the drain is cancelled, the node stays cordoned")
+	case !p.drain:
+		nd.Action, nd.Why, nd.CancelDrain = ActionRecord, "drain is disabled: the drain is cancelled, the node stays cordoned", true
+		nd.Patch = StatePatch(v.node, v1alpha1.StateCordoned, d.now)
+		d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonDrainCancelled, "policy %s: drain.enabled is false: the drain stops, the node stays cordoned", p.name)
+		return nd
+	}
+	nd.Drain = d.drainOrder(v.node, p, annotationTime(v.node, v1alpha1.AnnotationStateSince), attempt)
+	return hold(nd, "the drain is in progress")
+}
+
+// record writes how a drain attempt ended.
+func (d *decider) record(nd NodeDecision, v *nodeView, p *policy, r DrainReport) NodeDecision {
+	nd.Action = ActionRecord
+	nd.Patch = RecordPatch(v.node, r, d.now)
+	if r.Succeeded {
+		nd.Why = "the drain finished"
+		d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonDrainSucceeded, "drained for policy %s: %d pods evicted", p.name, r.Evicted)
+		return nd
+	}
+	nd.Why = "the drain failed: " + r.BlockedBy
+	blocked := r.BlockedBy
+	if notReady(v.node) && r.Terminating > 0 {
+		blocked += "; the node is NotReady, so its kubelet cannot finish terminating pods"
+		nd.Patch.SetAnnotations[v1alpha1.AnnotationBlockedBy] = truncate(blocked, maxBlockedBy)
+	}
+	d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonDrainFailed,
+		"drain attempt %d of %d for policy %s failed, the node stays cordoned: %s; %s",
+		r.Attempt, p.maxAttempts, p.name, blocked, d.nextStep(v, nd.Trigger, p, r.Attempt))
+	return nd
+}
+
+// nextStep says what happens after a failed attempt, for the Event, and
+// notes it for the policy status.
+func (d *decider) nextStep(v *nodeView, t *Trigger, p *policy, attempt int) string {
+	force := p.forceAt(v.node)
+	if v.node.Annotations[v1alpha1.AnnotationDrainForced] != "" {
+		force = time.Time{}
+	}
+	if attempt < p.maxAttempts {
+		retry := p.retryAt(d.now, attempt)
+		if dl := t.deadline(); !dl.IsZero() && dl.Before(retry) {
+			retry = maxTime(dl, d.now)
+		}
+		v.nextAttempt = earliest(retry, force)
+		return "retry at " + formatTime(retry)
+	}
+	if !force.IsZero() {
+		v.nextAttempt = maxTime(force, d.now)
+		return "no retries left; drain.forceAfter deletes the remaining pods at " + formatTime(v.nextAttempt)
+	}
+	return "no retries left: a human must step in (see nodewarden.io/blocked-by)"
+}
+
+// retryOrEscalate decides about a node whose last drain failed: escalate
+// (opt-in), retry after the backoff, or stay stuck.
+func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeDecision {
+	n := v.node
+	switch {
+	case !p.drain || p.dryRun:
+		return hold(nd, "the drain failed; the policy no longer drains")
+	case p.circuitOpen:
+		return hold(nd, "the drain failed; the circuit is open, so it is not retried")
+	}
+	attempt := attempts(n)
+	forced := n.Annotations[v1alpha1.AnnotationDrainForced] != ""
+	if p.outOfService && notReady(n) && !hasTaint(n, corev1.TaintNodeOutOfService) {
+		d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
+			"policy %s: the node is NotReady and its drain failed: tainting it %s (drain.outOfServiceTaint) so its pods are deleted and their volumes detached",
+			p.name, corev1.TaintNodeOutOfService)
+		return d.startDrain(nd, v, p, attempt+1, forced, true, "escalation: the node is NotReady, out-of-service taint")
+	}
+	if force := p.forceAt(n); !force.IsZero() && !forced {
+		v.nextAttempt = force
+		if !d.now.Before(force) {
+			d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
+				"policy %s: drain.forceAfter (%s) has passed: deleting the remaining pods without asking their PodDisruptionBudgets", p.name, p.forceAfter)
+			return d.startDrain(nd, v, p, attempt+1, true, false, "escalation: drain.forceAfter has passed")
+		}
+		d.wakeAt(force)
+	}
+	if attempt >= p.maxAttempts {
+		return hold(nd, fmt.Sprintf("the drain failed %d times, no retries left", attempt))
+	}
+	retry := p.retryAt(annotationTime(n, v1alpha1.AnnotationStateSince), attempt)
+	if dl := nd.Trigger.deadline(); !dl.IsZero() && dl.Before(retry) {
+		retry = dl // never wait past the deadline the drain is for
+	}
+	v.nextAttempt = retry
+	if force := p.forceAt(n); !force.IsZero() && !forced {
+		v.nextAttempt = earliest(retry, force)
+	}
+	if retry.After(d.now) {
+		d.wakeAt(retry)
+		return hold(nd, "the drain failed; retry at "+formatTime(retry))
+	}
+	return d.startDrain(nd, v, p, attempt+1, forced, false, fmt.Sprintf("retry %d of %d", attempt+1, p.maxAttempts))
+}
+
+func (d *decider) startDrain(nd NodeDecision, v *nodeView, p *policy, attempt int, force, outOfService bool, why string) NodeDecision {
+	nd.Action, nd.Why = ActionStartDrain, why
+	nd.Patch = StartDrainPatch(v.node, attempt, force, outOfService, d.now)
+	nd.Drain = d.drainOrder(v.node, p, d.now, attempt)
+	nd.Drain.Force = nd.Drain.Force || force
+	d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonDrainStarted,
+		"policy %s: drain attempt %d of %d (until %s%s) because of %s",
+		p.name, attempt, p.maxAttempts, formatTime(nd.Drain.Deadline), forceNote(nd.Drain.Force), describeTrigger(nd.Trigger))
+	return nd
+}
+
+func forceNote(force bool) string {
+	if force {
+		return ", deleting pods instead of evicting them"
+	}
+	return ""
+}
+
+// drainOrder is the attempt that started at since: it ends drain.timeout
+// later, but never after the trigger's deadline (when that is still ahead
+// at the start), and an unforced attempt ends when drain.forceAfter comes.
+func (d *decider) drainOrder(n *corev1.Node, p *policy, since time.Time, attempt int) *DrainOrder {
 	if since.IsZero() {
 		since = d.now
 	}
-	return since.Add(p.drainTimeout)
+	end := since.Add(p.drainTimeout)
+	if dl := triggerFromAnnotations(n).deadline(); dl.After(since) && dl.Before(end) {
+		end = dl
+	}
+	forced := n.Annotations[v1alpha1.AnnotationDrainForced] != ""
+	if force := p.forceAt(n); !forced && force.After(since) && force.Before(end) {
+		end = force
+	}
+	return &DrainOrder{Attempt: attempt, Deadline: end, Force: forced}
 }
 
-func (d *decider) startDrain(nd NodeDecision, v *nodeView, p *policy) NodeDecision {
-	nd.Action = ActionStartDrain
-	nd.Why = "the node is cordoned and its condition still holds"
-	nd.Patch = StatePatch(v.node, v1alpha1.StateDraining, d.now)
-	nd.DrainDeadline = d.now.Add(p.drainTimeout)
-	d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonDrainStarted,
-		"policy %s: draining (timeout %s) because of %s", p.name, p.drainTimeout, describeTrigger(nd.Trigger))
+// AttemptOf is the drain attempt recorded on a held node.
+func AttemptOf(n *corev1.Node) int { return attempts(n) }
+
+// attempts is the drain attempt a held node is on (1 for nodes drained
+// before attempts were counted).
+func attempts(n *corev1.Node) int {
+	a, err := strconv.Atoi(n.Annotations[v1alpha1.AnnotationDrainAttempts])
+	if err != nil || a < 1 {
+		return 1
+	}
+	return a
+}
+
+func hasTaint(n *corev1.Node, key string) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// recovered decides about a held node none of whose conditions matches:
+// after recoverFor it is handed over to another policy that wants it, or
+// released.
+func (d *decider) recovered(i int, nd NodeDecision, v *nodeView, p *policy, e evaluation) NodeDecision {
+	if r := v.report; r != nil && v.state == v1alpha1.StateDraining && r.Attempt == attempts(v.node) && p.recoverFor > 0 {
+		return d.record(nd, v, p, *r)
+	}
+	if p.recoverFor > 0 && !e.clearSince.IsZero() {
+		if until := e.clearSince.Add(p.recoverFor); d.now.Before(until) {
+			d.wakeAt(until)
+			nd = hold(nd, "no condition has matched since "+formatTime(e.clearSince)+"; released at "+formatTime(until)+" (recoverFor) unless one matches again")
+			if v.state == v1alpha1.StateDraining {
+				nd.Drain = d.drainOrder(v.node, p, annotationTime(v.node, v1alpha1.AnnotationStateSince), attempts(v.node))
+			}
+			return nd
+		}
+	}
+	return d.handOverOrRelease(i, nd, v, p, p.undo, "no condition of the policy holds any more")
+}
+
+// letGo decides about a node whose policy is gone (p is nil) or no longer
+// selects it. Another policy may take it over; while its trigger still
+// holds it stays as it is (never back in service silently); once that
+// clears it is released as its policy would have.
+func (d *decider) letGo(i int, nd NodeDecision, v *nodeView, p *policy, why string) NodeDecision {
+	undo := v.node.Annotations[v1alpha1.AnnotationKeepOnRecovery] != "true"
+	if p != nil {
+		undo = p.undo
+	}
+	if !triggerMatches(v.node, nd.Trigger) || v.state == v1alpha1.StateWaiting {
+		return d.handOverOrRelease(i, nd, v, p, undo, why)
+	}
+	if offered := d.offer(i, nd, v, p); offered.Action == ActionHold {
+		offered.Why = why + "; " + offered.Why
+		return offered
+	}
+	nd.Action, nd.CancelDrain = ActionHold, true
+	nd.Why = why + "; its trigger still holds, so it stays as it is until it recovers or another policy takes it"
+	if _, marked := v.node.Annotations[v1alpha1.AnnotationOrphaned]; !marked {
+		nd.Action = ActionRecord
+		nd.Patch = OrphanPatch(v.node, d.now)
+		d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonOrphaned,
+			"%s while %s still holds: the node stays %s until it recovers or another policy takes it over",
+			why, describeTrigger(nd.Trigger), v.state)
+	}
+	return nd
+}
+
+// handOverOrRelease offers the node to the policy that would claim it now;
+// without one it is released.
+func (d *decider) handOverOrRelease(i int, nd NodeDecision, v *nodeView, p *policy, undo bool, why string) NodeDecision {
+	if v.state != v1alpha1.StateWaiting {
+		if nd = d.offer(i, nd, v, p); nd.Action == ActionHold {
+			nd.Why = why + "; " + nd.Why
+			return nd
+		}
+	}
+	return d.release(nd, v, p, undo, why)
+}
+
+// offer makes a held node a handover candidate of the first other policy
+// that would claim it. The node stays held (ActionHold) until that policy's
+// budget lets it take it; ActionNone means no policy wants it.
+func (d *decider) offer(i int, nd NodeDecision, v *nodeView, holder *policy) NodeDecision {
+	for _, q := range d.claimers {
+		e, ok := v.evals[q.name]
+		if !ok || q == holder {
+			continue
+		}
+		if t := e.eligible(v.humanUncordoned); t != nil {
+			q.candidates = append(q.candidates, candidate{index: i, node: v.node, trigger: *t, handover: true})
+			return hold(nd, "policy "+q.name+" takes it over when its budget allows")
+		}
+	}
+	nd.Action = ActionNone
 	return nd
 }
 
 func (d *decider) release(nd NodeDecision, v *nodeView, p *policy, undo bool, why string) NodeDecision {
 	nd.Action, nd.Why = ActionRelease, why
 	nd.Patch = ReleasePatch(v.node, undo)
-	if p != nil {
+	nd.CancelDrain = true
+	if p != nil && usesSlot(v.state) {
 		p.released++
 	}
 	reason, what := ReasonReleased, "released"
@@ -240,10 +502,13 @@ func (d *decider) stop(nd NodeDecision, v *nodeView, p *policy, e evaluation) No
 	nd.Action = ActionStop
 	nd.Why = "someone uncordoned the node while the policy held it"
 	nd.Patch = StopPatch(v.node, record)
-	p.released++
+	nd.CancelDrain = true
+	if p != nil && usesSlot(v.state) {
+		p.released++
+	}
 	d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonStopped,
 		"policy %s: someone uncordoned the node while it was %s; nodewarden lets go and takes it again only after a condition transitions",
-		p.name, v.state)
+		v.holder, v.state)
 	return nd
 }
 
@@ -258,12 +523,28 @@ func (d *decider) claim(i int, v *nodeView) NodeDecision {
 		}
 		if t := e.eligible(v.humanUncordoned); t != nil {
 			nd.Policy, nd.Trigger, nd.DryRun = p.name, t, p.dryRun
+			if start := p.startAt(t); start.After(d.now) && !p.circuitOpen {
+				return d.wait(nd, v, p, *t, start)
+			}
 			nd.Action = ActionDefer // until the budget says otherwise
 			p.candidates = append(p.candidates, candidate{index: i, node: v.node, trigger: *t})
 			return nd
 		}
 	}
 	nd.Why = whyUntouched(v)
+	return nd
+}
+
+// wait holds a node whose deadline is further away than startBefore: it
+// keeps running its pods, new ones prefer other nodes.
+func (d *decider) wait(nd NodeDecision, v *nodeView, p *policy, t Trigger, start time.Time) NodeDecision {
+	nd.Action = ActionWait
+	nd.Why = "the deadline is more than drain.startBefore away; cordon and drain start at " + formatTime(start)
+	nd.Patch = WaitPatch(v.node, p.spec, t, d.now)
+	d.wakeAt(start)
+	d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonWaiting,
+		"policy %s: %s; tainted %s:PreferNoSchedule so new pods prefer other nodes; cordon and drain start at %s",
+		p.name, describeTrigger(&t), v1alpha1.TaintImpendingDisruption, formatTime(start))
 	return nd
 }
 
@@ -284,28 +565,42 @@ func whyUntouched(v *nodeView) string {
 	return "no condition holds"
 }
 
-// takeWithinBudget takes the policy's candidates in deadline order while it
-// has free slots, and defers the rest.
+// takeWithinBudget takes the policy's candidates while it has free slots:
+// handovers first (the node is out of service already), then in deadline
+// order. A candidate whose deadline is drain.timeout away or closer is taken
+// even without a slot: waiting would let the deadline pass undrained.
 func (d *decider) takeWithinBudget(p *policy) {
 	sort.SliceStable(p.candidates, func(i, j int) bool {
 		a, b := p.candidates[i], p.candidates[j]
-		if before(a.trigger, b.trigger) || before(b.trigger, a.trigger) {
+		switch {
+		case a.handover != b.handover:
+			return a.handover
+		case before(a.trigger, b.trigger) || before(b.trigger, a.trigger):
 			return before(a.trigger, b.trigger)
 		}
 		return a.node.Name < b.node.Name
 	})
-	free := p.maxConcurrent - p.held
-	for i, c := range p.candidates {
+	for _, c := range p.candidates {
 		nd := &d.plan.Nodes[c.index]
+		urgent := p.urgentAt(c.trigger)
 		switch {
 		case p.circuitOpen:
 			// One policy Event on the transition says it all; an Event per
 			// node per pass would flood a cluster-wide incident.
-			nd.Why = fmt.Sprintf("the circuit is open: %d of %d selected nodes are triggered, maxUnhealthy allows %d", p.triggered, p.selected, p.maxUnhealthy)
-			p.deferred++
-		case i < free:
-			d.take(p, c, nd)
+			if !c.handover {
+				nd.Why = fmt.Sprintf("the circuit is open: %d of %d selected nodes are triggered, maxUnhealthy allows %d", p.triggered, p.selected, p.maxUnhealthy)
+				p.deferred++
+			}
+		case p.held+p.started < p.maxConcurrent:
+			d.take(p, c, nd, "")
+		case !urgent.IsZero() && !d.now.Before(urgent):
+			d.take(p, c, nd, fmt.Sprintf("taken beyond maxConcurrent (%d): the deadline %s is less than drain.timeout (%s) away",
+				p.maxConcurrent, formatTime(c.trigger.Deadline), p.drainTimeout))
+		case c.handover:
+			// The holder keeps it meanwhile: a release would put it back
+			// in service for a pass, only to be cordoned again.
 		default:
+			d.wakeAt(urgent)
 			nd.Why = fmt.Sprintf("the policy already holds %d nodes, maxConcurrent allows %d", p.held+p.started, p.maxConcurrent)
 			p.deferred++
 			d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonDeferred,
@@ -314,11 +609,25 @@ func (d *decider) takeWithinBudget(p *policy) {
 	}
 }
 
-func (d *decider) take(p *policy, c candidate, nd *NodeDecision) {
+func (d *decider) take(p *policy, c candidate, nd *NodeDecision, overBudget string) {
+	p.started++
+	if c.handover {
+		if old := d.byName[nd.Policy]; old != nil {
+			old.released++
+		}
+		from := nd.Policy
+		nd.Action, nd.Policy, nd.DryRun = ActionHandover, p.name, p.dryRun
+		nd.Trigger = &c.trigger
+		nd.Why = "handed over from policy " + from
+		nd.Patch = HandoverPatch(c.node, p.spec, c.trigger, d.now)
+		nd.CancelDrain = true
+		d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonHandedOver,
+			"policy %s takes the node over from policy %s because of %s; it stays cordoned", p.name, from, describeTrigger(&c.trigger))
+		return
+	}
 	nd.Action = ActionCordon
 	nd.Why = "a condition holds and the budget allows it"
-	nd.Patch = CordonPatch(c.node, p.spec, c.trigger, d.now)
-	p.started++
+	nd.Patch = CordonPatch(c.node, p.spec, c.trigger, d.now, overBudget)
 	what := "cordoned"
 	switch {
 	case !p.cordon:
@@ -326,12 +635,16 @@ func (d *decider) take(p *policy, c candidate, nd *NodeDecision) {
 	case c.node.Spec.Unschedulable:
 		what = "taken; it was already cordoned by someone else, so nodewarden will never uncordon it"
 	}
+	if overBudget != "" {
+		nd.OverBudget, nd.Why = true, overBudget
+		d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonBudgetYielded, "policy %s: %s", p.name, overBudget)
+	}
 	d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonCordoned,
 		"policy %s: %s because of %s", p.name, what, describeTrigger(&c.trigger))
 }
 
 // summarize fills in the policy statuses and the requeue time.
-func (d *decider) summarize() {
+func (d *decider) summarize(views []nodeView) {
 	for _, p := range d.policies {
 		d.plan.Policies = append(d.plan.Policies, PolicyStatus{
 			Name:          p.name,
@@ -344,10 +657,12 @@ func (d *decider) summarize() {
 			MaxConcurrent: int32(p.maxConcurrent),
 			MaxUnhealthy:  int32(p.maxUnhealthy),
 			CircuitOpen:   p.circuitOpen,
+			Stuck:         d.stuck(p, views),
+			OverBudget:    d.overBudget(p, views),
 		})
 	}
-	if d.pending.After(d.now) {
-		d.plan.RequeueAfter = d.pending.Sub(d.now)
+	if d.wake.After(d.now) {
+		d.plan.RequeueAfter = d.wake.Sub(d.now)
 	}
 }
 

@@ -95,6 +95,8 @@ func TestDecide(t *testing.T) {
 			},
 			want:   []string{"a: Defer p", "b: Defer p", "c: Cordon p"},
 			events: []string{"node/c Cordoned", "node/b Deferred", "node/a Deferred"},
+			// b must be taken drain.timeout before its deadline, budget or not.
+			requeue: time.Date(2024, 1, 10, 2, 0, 0, 0, time.UTC).Add(-15 * time.Minute).Sub(t0),
 		},
 		{
 			name:     "order: deadline, then no deadline by oldest trigger, then name",
@@ -133,10 +135,11 @@ func TestDecide(t *testing.T) {
 			nodes: []corev1.Node{
 				node("a", held("p", v1alpha1.StateDraining), rebootTrue(time.Hour, "")),
 				node("b", held("p", v1alpha1.StateDrained), rebootTrue(time.Hour, "")),
-				node("c", held("p", v1alpha1.StateDrainFailed), rebootTrue(time.Hour, "")),
+				node("c", held("p", v1alpha1.StateDrainFailed), annotate(v1alpha1.AnnotationDrainAttempts, "3"), rebootTrue(time.Hour, "")),
 				node("d", rebootTrue(time.Hour, soon)),
 			},
-			want: []string{"a: Hold p", "b: Hold p", "c: Hold p", "d: Defer p"},
+			want:    []string{"a: Hold p", "b: Hold p", "c: Hold p", "d: Defer p"},
+			requeue: time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC).Add(-15 * time.Minute).Sub(t0),
 		},
 		{
 			name:     "a deleted node frees its slot",
@@ -291,6 +294,7 @@ func TestDecide(t *testing.T) {
 			policies: []v1alpha1.RemediationPolicy{rp("p", dryRun)},
 			nodes:    []corev1.Node{node("a", rebootTrue(time.Hour, soon)), node("b", rebootTrue(time.Hour, later)), node("c"), node("d")},
 			want:     []string{"a: Cordon p (dry run)", "b: Defer p (dry run)", "c: None", "d: None"},
+			requeue:  time.Date(2024, 1, 10, 2, 0, 0, 0, time.UTC).Add(-15 * time.Minute).Sub(t0),
 		},
 		{
 			name:     "a real policy claims before a dry-run one",
@@ -299,17 +303,54 @@ func TestDecide(t *testing.T) {
 			want:     []string{"a: Cordon zeta"},
 		},
 		{
-			name:     "the policy was deleted: release and undo",
+			name:     "the policy was deleted, the node recovered: release and undo",
 			policies: []v1alpha1.RemediationPolicy{},
-			nodes:    []corev1.Node{node("a", held("gone", v1alpha1.StateDraining), rebootTrue(time.Hour, ""))},
+			nodes:    []corev1.Node{node("a", held("gone", v1alpha1.StateDrained), cond(reboot, corev1.ConditionFalse, time.Minute, ""))},
 			want:     []string{"a: Release gone"},
 			events:   []string{"node/a Uncordoned"},
 		},
 		{
-			name:     "the policy no longer selects the node: release",
+			name:     "the policy was deleted, the node recovered, uncordonOnRecovery was false: released as it is",
+			policies: []v1alpha1.RemediationPolicy{},
+			nodes: []corev1.Node{node("a", held("gone", v1alpha1.StateDrained), annotate(v1alpha1.AnnotationKeepOnRecovery, "true"),
+				cond(reboot, corev1.ConditionFalse, time.Minute, ""))},
+			want:   []string{"a: Release gone"},
+			events: []string{"node/a Released"},
+		},
+		{
+			name:     "the policy was deleted mid-drain, the trigger still holds: the drain stops, the node stays cordoned (once an Event)",
+			policies: []v1alpha1.RemediationPolicy{},
+			nodes:    []corev1.Node{node("a", held("gone", v1alpha1.StateDraining), rebootTrue(time.Hour, ""))},
+			want:     []string{"a: Record gone"},
+			events:   []string{"node/a Orphaned"},
+		},
+		{
+			name:     "an orphaned node is held silently",
+			policies: []v1alpha1.RemediationPolicy{},
+			nodes: []corev1.Node{node("a", held("gone", v1alpha1.StateCordoned), annotate(v1alpha1.AnnotationOrphaned, formatTime(t0.Add(-time.Hour))),
+				rebootTrue(time.Hour, ""))},
+			want:   []string{"a: Hold gone"},
+			events: []string{},
+		},
+		{
+			name:     "the policy no longer selects the node, the trigger still holds: orphaned",
 			policies: []v1alpha1.RemediationPolicy{rp("p", selector("pool", "gpu"))},
 			nodes:    []corev1.Node{node("a", held("p", v1alpha1.StateDrained), rebootTrue(time.Hour, ""))},
+			want:     []string{"a: Record p"},
+			events:   []string{"node/a Orphaned"},
+		},
+		{
+			name:     "the policy no longer selects a recovered node: release",
+			policies: []v1alpha1.RemediationPolicy{rp("p", selector("pool", "gpu"))},
+			nodes:    []corev1.Node{node("a", held("p", v1alpha1.StateDrained), cond(reboot, corev1.ConditionFalse, time.Minute, ""))},
 			want:     []string{"a: Release p"},
+		},
+		{
+			name:     "the policy was deleted, another policy wants the node: handed over, never uncordoned",
+			policies: []v1alpha1.RemediationPolicy{rp("other")},
+			nodes:    []corev1.Node{node("a", held("gone", v1alpha1.StateDrained), rebootTrue(time.Hour, ""))},
+			want:     []string{"a: Handover other"},
+			events:   []string{"node/a HandedOver"},
 		},
 		{
 			name:     "an invalid policy freezes its nodes",
@@ -321,7 +362,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := Decide(t0, tc.policies, tc.nodes)
+			plan := Decide(t0, tc.policies, tc.nodes, nil)
 			if diff := cmp.Diff(tc.want, actions(plan)); diff != "" {
 				t.Errorf("actions (-want +got):\n%s", diff)
 			}
@@ -357,7 +398,7 @@ func TestDecidePolicyStatus(t *testing.T) {
 		node("b3", label("pool", "b"), rebootTrue(time.Hour, "")),
 		node("b4", label("pool", "b")),
 	}
-	plan := Decide(t0, policies, nodes)
+	plan := Decide(t0, policies, nodes, nil)
 	want := []PolicyStatus{
 		{Name: "bad", Invalid: `maxConcurrent must be a whole number or a percentage from 1% to 100%, not "150%"`, Selected: 9},
 		// a1 and a5 held, a5 released: still 2 of 2 slots used in this pass.
@@ -376,30 +417,30 @@ func TestDecideDecisionDetails(t *testing.T) {
 		node("b", held("p", v1alpha1.StateDraining), rebootTrue(time.Hour, "")),
 		node("c", held("p", v1alpha1.StateCordoned), rebootTrue(time.Hour, "")),
 	}
-	plan := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", maxConcurrent(intstr.FromInt32(3)), maxUnhealthy(intstr.FromInt32(3)))}, nodes)
+	plan := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", maxConcurrent(intstr.FromInt32(3)), maxUnhealthy(intstr.FromInt32(3)))}, nodes, nil)
 
 	a, _ := plan.Node("a")
 	wantTrigger := &Trigger{Type: reboot, Status: corev1.ConditionTrue, Since: t0.Add(-time.Hour), Deadline: time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC)}
 	if diff := cmp.Diff(wantTrigger, a.Trigger); diff != "" {
 		t.Errorf("trigger (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(CordonPatch(&nodes[0], &[]v1alpha1.RemediationPolicy{rp("p")}[0], *wantTrigger, t0), a.Patch); diff != "" {
+	if diff := cmp.Diff(CordonPatch(&nodes[0], &[]v1alpha1.RemediationPolicy{rp("p")}[0], *wantTrigger, t0, ""), a.Patch); diff != "" {
 		t.Errorf("cordon patch (-want +got):\n%s", diff)
 	}
 
 	b, _ := plan.Node("b")
-	if want := drainingSince.Add(15 * time.Minute); !b.DrainDeadline.Equal(want) {
-		t.Errorf("resumed drain deadline = %v, want %v (state-since + timeout)", b.DrainDeadline, want)
+	if want := (&DrainOrder{Attempt: 1, Deadline: drainingSince.Add(15 * time.Minute)}); !cmp.Equal(b.Drain, want) {
+		t.Errorf("resumed drain = %+v, want %+v (state-since + timeout)", b.Drain, want)
 	}
 	if !b.Patch.IsEmpty() {
 		t.Errorf("Hold must not write, got %+v", b.Patch)
 	}
 
 	c, _ := plan.Node("c")
-	if want := t0.Add(15 * time.Minute); !c.DrainDeadline.Equal(want) {
-		t.Errorf("new drain deadline = %v, want %v", c.DrainDeadline, want)
+	if want := (&DrainOrder{Attempt: 1, Deadline: t0.Add(15 * time.Minute)}); !cmp.Equal(c.Drain, want) {
+		t.Errorf("new drain = %+v, want %+v", c.Drain, want)
 	}
-	if diff := cmp.Diff(StatePatch(&nodes[2], v1alpha1.StateDraining, t0), c.Patch); diff != "" {
+	if diff := cmp.Diff(StartDrainPatch(&nodes[2], 1, false, false, t0), c.Patch); diff != "" {
 		t.Errorf("start drain patch (-want +got):\n%s", diff)
 	}
 }
@@ -411,7 +452,7 @@ func TestHumanUncordonLifecycle(t *testing.T) {
 	n := node("a", rebootTrue(time.Hour, ""))
 	step := func(now time.Time, want Action) NodeDecision {
 		t.Helper()
-		plan := Decide(now, policies, []corev1.Node{n})
+		plan := Decide(now, policies, []corev1.Node{n}, nil)
 		d := plan.Nodes[0]
 		if d.Action != want {
 			t.Fatalf("at %v: action %s (%s), want %s", now, d.Action, d.Why, want)
@@ -449,7 +490,7 @@ func TestDecideDoesNotModifyInput(t *testing.T) {
 	}
 	before := []corev1.Node{*nodes[0].DeepCopy(), *nodes[1].DeepCopy()}
 	beforePolicy := *policies[0].DeepCopy()
-	Decide(t0, policies, nodes)
+	Decide(t0, policies, nodes, nil)
 	if diff := cmp.Diff(before, nodes); diff != "" {
 		t.Errorf("nodes modified (-before +after):\n%s", diff)
 	}

@@ -44,7 +44,7 @@ func simulate(t *testing.T, in *bytes) {
 	nodes := genNodes(in)
 	now := t0
 	for pass := 0; pass < 6; pass++ {
-		plan := Decide(now, policies, nodes)
+		plan := Decide(now, policies, nodes, nil)
 		checkInvariants(t, policies, nodes, plan)
 		checkDeterministic(t, now, policies, nodes, plan)
 		nodes = carryOut(t, nodes, plan)
@@ -80,7 +80,7 @@ func checkInvariants(t *testing.T, policies []v1alpha1.RemediationPolicy, nodes 
 		if u := d.Patch.Unschedulable; u != nil && !*u && n.Annotations[v1alpha1.AnnotationCordonedBy] != v1alpha1.CordonedByNodewarden {
 			t.Errorf("%s: uncordons a node nodewarden did not cordon (%s)", d.Node, d.Action)
 		}
-		if u := d.Patch.Unschedulable; u != nil && *u && (d.Action != ActionCordon || n.Spec.Unschedulable) {
+		if u := d.Patch.Unschedulable; u != nil && *u && (d.Action != ActionCordon && d.Action != ActionHandover || n.Spec.Unschedulable) {
 			t.Errorf("%s: sets unschedulable in %s", d.Node, d.Action)
 		}
 		checkTaints(t, n, d)
@@ -138,7 +138,7 @@ func checkDeterministic(t *testing.T, now time.Time, policies []v1alpha1.Remedia
 	slices.Reverse(rp)
 	rn := slices.Clone(nodes)
 	slices.Reverse(rn)
-	if diff := cmp.Diff(plan, Decide(now, rp, rn)); diff != "" {
+	if diff := cmp.Diff(plan, Decide(now, rp, rn, nil)); diff != "" {
 		t.Errorf("plan depends on input order (-forward +reversed):\n%s", diff)
 	}
 }

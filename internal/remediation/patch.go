@@ -2,7 +2,9 @@ package remediation
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,22 +81,63 @@ var stateAnnotations = []string{
 	v1alpha1.AnnotationCordonedBy,
 	v1alpha1.AnnotationAddedTaints,
 	v1alpha1.AnnotationAddedAnnotations,
+	v1alpha1.AnnotationDeadline,
+	v1alpha1.AnnotationDrainAttempts,
+	v1alpha1.AnnotationDrainStarted,
+	v1alpha1.AnnotationDrainForced,
+	v1alpha1.AnnotationBlockedBy,
+	v1alpha1.AnnotationOverBudget,
+	v1alpha1.AnnotationKeepOnRecovery,
+	v1alpha1.AnnotationOrphaned,
 }
 
-// CordonPatch takes the node for the policy: state Cordoned, the trigger,
-// the cordon (remembering whether someone else had cordoned it first), and
-// the policy's taints and annotations that the node does not already have
-// (those it has are not ours to remove later).
-func CordonPatch(n *corev1.Node, rp *v1alpha1.RemediationPolicy, t Trigger, now time.Time) NodePatch {
+// drainAnnotations describe the drain attempts of one remediation; a
+// handover starts the new policy's count afresh.
+var drainAnnotations = []string{
+	v1alpha1.AnnotationDrainAttempts,
+	v1alpha1.AnnotationDrainStarted,
+	v1alpha1.AnnotationDrainForced,
+	v1alpha1.AnnotationBlockedBy,
+}
+
+// maxBlockedBy keeps the blocked-by annotation readable in `kubectl describe
+// node` and far from the 256 KiB annotation limit.
+const maxBlockedBy = 1000
+
+// takePatch records that rp holds the node for t: the annotations every
+// held state has.
+func takePatch(n *corev1.Node, rp *v1alpha1.RemediationPolicy, t Trigger, s v1alpha1.NodeState, now time.Time) NodePatch {
 	p := newPatch(n)
-	p.set(v1alpha1.AnnotationState, string(v1alpha1.StateCordoned))
+	p.set(v1alpha1.AnnotationState, string(s))
 	p.set(v1alpha1.AnnotationPolicy, rp.Name)
 	p.set(v1alpha1.AnnotationTrigger, t.String())
 	p.set(v1alpha1.AnnotationStateSince, formatTime(now))
 	if !t.Since.IsZero() {
 		p.set(v1alpha1.AnnotationTriggerSince, formatTime(t.Since))
 	}
+	if !t.Deadline.IsZero() {
+		p.set(v1alpha1.AnnotationDeadline, formatTime(t.Deadline))
+	}
+	if !boolOr(rp.Spec.UncordonOnRecovery, true) {
+		p.set(v1alpha1.AnnotationKeepOnRecovery, "true")
+	} else {
+		p.removeIfPresent(n, v1alpha1.AnnotationKeepOnRecovery)
+	}
 	p.removeIfPresent(n, v1alpha1.AnnotationHumanUncordoned)
+	return p
+}
+
+// CordonPatch takes the node for the policy: state Cordoned, the trigger,
+// the cordon (remembering whether someone else had cordoned it first), and
+// the policy's taints and annotations that the node does not already have
+// (those it has are not ours to remove later). The node may be free or
+// Waiting. overBudget, when not empty, records why it was taken beyond
+// maxConcurrent.
+func CordonPatch(n *corev1.Node, rp *v1alpha1.RemediationPolicy, t Trigger, now time.Time, overBudget string) NodePatch {
+	p := takePatch(n, rp, t, v1alpha1.StateCordoned, now)
+	if overBudget != "" {
+		p.set(v1alpha1.AnnotationOverBudget, overBudget)
+	}
 	if boolOr(rp.Spec.Cordon, true) {
 		p.cordon(n)
 	}
@@ -103,12 +146,85 @@ func CordonPatch(n *corev1.Node, rp *v1alpha1.RemediationPolicy, t Trigger, now 
 	return p
 }
 
-// StatePatch moves a held node to another state (Draining, Drained,
-// DrainFailed). The drainer uses it too.
+// WaitPatch holds a node whose deadline is further away than
+// drain.startBefore: state Waiting and the PreferNoSchedule taint, no cordon.
+func WaitPatch(n *corev1.Node, rp *v1alpha1.RemediationPolicy, t Trigger, now time.Time) NodePatch {
+	p := takePatch(n, rp, t, v1alpha1.StateWaiting, now)
+	p.addTaints(n, []corev1.Taint{{Key: v1alpha1.TaintImpendingDisruption, Value: rp.Name, Effect: corev1.TaintEffectPreferNoSchedule}})
+	return p
+}
+
+// HandoverPatch gives a held node to rp without letting go of it: the cordon
+// stays, rp's taints and annotations are added, and a drain that was running
+// or failed for the previous policy starts afresh under rp's settings.
+func HandoverPatch(n *corev1.Node, rp *v1alpha1.RemediationPolicy, t Trigger, now time.Time) NodePatch {
+	state := v1alpha1.NodeState(n.Annotations[v1alpha1.AnnotationState])
+	if state != v1alpha1.StateDrained {
+		state = v1alpha1.StateCordoned
+	}
+	p := takePatch(n, rp, t, state, now)
+	for _, k := range append([]string{v1alpha1.AnnotationOrphaned, v1alpha1.AnnotationOverBudget}, drainAnnotations...) {
+		p.removeIfPresent(n, k)
+	}
+	if boolOr(rp.Spec.Cordon, true) && !n.Spec.Unschedulable {
+		p.cordon(n)
+	}
+	p.addTaints(n, rp.Spec.Taints)
+	p.addAnnotations(n, rp.Spec.Annotations)
+	sort.Strings(p.RemoveAnnotations)
+	return p
+}
+
+// StatePatch moves a held node to another state.
 func StatePatch(n *corev1.Node, s v1alpha1.NodeState, now time.Time) NodePatch {
 	p := newPatch(n)
 	p.set(v1alpha1.AnnotationState, string(s))
 	p.set(v1alpha1.AnnotationStateSince, formatTime(now))
+	return p
+}
+
+// StartDrainPatch moves a held node to Draining for the given attempt; a
+// forced attempt is recorded so it is made once. outOfService adds the
+// node.kubernetes.io/out-of-service taint (recorded as ours).
+func StartDrainPatch(n *corev1.Node, attempt int, force, outOfService bool, now time.Time) NodePatch {
+	p := StatePatch(n, v1alpha1.StateDraining, now)
+	p.set(v1alpha1.AnnotationDrainAttempts, strconv.Itoa(attempt))
+	if _, ok := n.Annotations[v1alpha1.AnnotationDrainStarted]; !ok {
+		p.set(v1alpha1.AnnotationDrainStarted, formatTime(now))
+	}
+	if force {
+		if _, ok := n.Annotations[v1alpha1.AnnotationDrainForced]; !ok {
+			p.set(v1alpha1.AnnotationDrainForced, formatTime(now))
+		}
+	}
+	if outOfService {
+		p.addTaints(n, []corev1.Taint{{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute}})
+	}
+	p.removeIfPresent(n, v1alpha1.AnnotationBlockedBy)
+	return p
+}
+
+// RecordPatch writes how a drain attempt ended: Drained, or DrainFailed
+// with what blocked it.
+func RecordPatch(n *corev1.Node, r DrainReport, now time.Time) NodePatch {
+	if r.Succeeded {
+		p := StatePatch(n, v1alpha1.StateDrained, now)
+		p.removeIfPresent(n, v1alpha1.AnnotationBlockedBy)
+		return p
+	}
+	p := StatePatch(n, v1alpha1.StateDrainFailed, now)
+	p.set(v1alpha1.AnnotationBlockedBy, truncate(r.BlockedBy, maxBlockedBy))
+	return p
+}
+
+// OrphanPatch marks a node whose policy let go of it while its trigger still
+// holds; a drain the policy was running stops, so the node is Cordoned again.
+func OrphanPatch(n *corev1.Node, now time.Time) NodePatch {
+	p := newPatch(n)
+	if n.Annotations[v1alpha1.AnnotationState] == string(v1alpha1.StateDraining) {
+		p = StatePatch(n, v1alpha1.StateCordoned, now)
+	}
+	p.set(v1alpha1.AnnotationOrphaned, formatTime(now))
 	return p
 }
 
@@ -192,8 +308,29 @@ func (p *NodePatch) addTaints(n *corev1.Node, want []corev1.Taint) {
 		return
 	}
 	p.ReplaceTaints = true
-	p.Taints = append(append([]corev1.Taint{}, n.Spec.Taints...), added...)
-	p.set(v1alpha1.AnnotationAddedTaints, strings.Join(ids, ","))
+	base := n.Spec.Taints
+	if p.Taints != nil {
+		base = p.Taints // a second addTaints in the same patch
+	}
+	p.Taints = append(append([]corev1.Taint{}, base...), added...)
+	p.set(v1alpha1.AnnotationAddedTaints, strings.Join(p.merged(n, v1alpha1.AnnotationAddedTaints, ids), ","))
+}
+
+// merged is the recorded list under key (as this patch leaves it, else as
+// the node has it) with ids appended, so a second policy's additions never
+// make nodewarden forget the first's.
+func (p *NodePatch) merged(n *corev1.Node, key string, ids []string) []string {
+	recorded, ok := p.SetAnnotations[key]
+	if !ok {
+		recorded = n.Annotations[key]
+	}
+	out := splitList(recorded)
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func (p *NodePatch) removeTaints(n *corev1.Node, ids []string) {
@@ -227,7 +364,7 @@ func (p *NodePatch) addAnnotations(n *corev1.Node, want map[string]string) {
 		return
 	}
 	sort.Strings(keys)
-	p.set(v1alpha1.AnnotationAddedAnnotations, strings.Join(keys, ","))
+	p.set(v1alpha1.AnnotationAddedAnnotations, strings.Join(p.merged(n, v1alpha1.AnnotationAddedAnnotations, keys), ","))
 }
 
 // taintID is how the API server tells taints apart: key and effect.
@@ -243,3 +380,10 @@ func splitList(s string) []string {
 func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func ptr[T any](v T) *T { return &v }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n-3], "") + "..."
+}

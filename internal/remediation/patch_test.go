@@ -25,7 +25,7 @@ func TestCordonPatch(t *testing.T) {
 		annotate("example.com/owner", "someone"),
 		annotate(v1alpha1.AnnotationHumanUncordoned, "2024-01-01T00:00:00Z"),
 	)
-	got := CordonPatch(&n, &policy, trigger, t0)
+	got := CordonPatch(&n, &policy, trigger, t0, "")
 	want := NodePatch{
 		ResourceVersion: "7",
 		SetAnnotations: map[string]string{
@@ -68,7 +68,7 @@ func TestCordonPatch(t *testing.T) {
 func TestCordonPatchKeepsSomeoneElsesCordon(t *testing.T) {
 	policy := rp("maint")
 	n := node("a", unschedulable)
-	got := CordonPatch(&n, &policy, trigger, t0)
+	got := CordonPatch(&n, &policy, trigger, t0, "")
 	if got.Unschedulable != nil {
 		t.Errorf("Unschedulable = %v, want untouched", *got.Unschedulable)
 	}
@@ -80,7 +80,7 @@ func TestCordonPatchKeepsSomeoneElsesCordon(t *testing.T) {
 func TestCordonPatchWithoutCordon(t *testing.T) {
 	policy := rp("maint", func(p *v1alpha1.RemediationPolicy) { p.Spec.Cordon = ptr(false) })
 	n := node("a")
-	got := CordonPatch(&n, &policy, trigger, t0)
+	got := CordonPatch(&n, &policy, trigger, t0, "")
 	if _, ok := got.SetAnnotations[v1alpha1.AnnotationCordonedBy]; ok || got.Unschedulable != nil {
 		t.Errorf("cordon: false must not cordon: %+v", got)
 	}
@@ -178,7 +178,7 @@ func TestCordonThenReleaseRestoresTheNode(t *testing.T) {
 		node("tainted", taint("x", corev1.TaintEffectNoExecute), annotate("example.com/owner", "me")),
 	} {
 		t.Run(original.Name, func(t *testing.T) {
-			taken := apply(t, original, CordonPatch(&original, &policy, trigger, t0))
+			taken := apply(t, original, CordonPatch(&original, &policy, trigger, t0, ""))
 			if !taken.Spec.Unschedulable {
 				t.Errorf("taken node is schedulable")
 			}

@@ -59,6 +59,16 @@ const (
 	// ActionDefer: the node would be taken, but the budget or the circuit
 	// breaker says not now.
 	ActionDefer Action = "Defer"
+	// ActionWait: the trigger's deadline is further away than the policy's
+	// drain.startBefore: taint the node PreferNoSchedule and hold it in
+	// state Waiting, without a maxConcurrent slot.
+	ActionWait Action = "Wait"
+	// ActionRecord: a drain attempt ended: record Drained or DrainFailed.
+	ActionRecord Action = "Record"
+	// ActionHandover: the policy holding the node let go of it while
+	// another policy's condition holds: the other policy takes it as it is,
+	// without an uncordon in between.
+	ActionHandover Action = "Handover"
 )
 
 // NodeDecision is what to do with one node, and why.
@@ -78,9 +88,41 @@ type NodeDecision struct {
 	DryRun bool
 	// Patch is the write that carries out Action; empty when there is none.
 	Patch NodePatch
-	// DrainDeadline is when a drain that is starting or running must give up
-	// (state-since + drain.timeout), so a resumed drain keeps its deadline.
-	DrainDeadline time.Time
+	// Drain, when set, is the drain that must be running on the node: the
+	// reconciler starts it unless it runs already (after a restart or a
+	// leader change it resumes here with the deadline it had).
+	Drain *DrainOrder
+	// CancelDrain: stop the node's drain if one is running (the node was
+	// released, handed over, or its policy no longer drains).
+	CancelDrain bool
+	// OverBudget: the node is taken beyond maxConcurrent because its
+	// deadline would pass while it waited for a slot.
+	OverBudget bool
+}
+
+// DrainOrder is one drain attempt as the policy wants it run.
+type DrainOrder struct {
+	// Attempt numbers the attempts of one remediation from 1; the drainer
+	// reports under it, so a report is never taken for another attempt's.
+	Attempt int
+	// Deadline is when the attempt gives up: drain.timeout after it
+	// started, but never past the trigger's deadline (or, before the
+	// escalation, past drain.forceAfter).
+	Deadline time.Time
+	// Force deletes the pods instead of evicting them (drain.forceAfter).
+	Force bool
+}
+
+// DrainReport is how a drain attempt ended, as the drainer reports it. The
+// reconciler hands Decide the reports it has not yet recorded on the nodes.
+type DrainReport struct {
+	Attempt   int
+	Succeeded bool
+	Evicted   int
+	// BlockedBy says what kept a failed drain from finishing.
+	BlockedBy string
+	// Terminating counts the pods still terminating when it gave up.
+	Terminating int
 }
 
 // Trigger is a node condition that made a policy act.
@@ -112,6 +154,10 @@ type PolicyStatus struct {
 	// Selected.
 	MaxConcurrent, MaxUnhealthy int32
 	CircuitOpen                 bool
+	// Stuck are the nodes in DrainFailed, the longest stuck first.
+	Stuck []v1alpha1.StuckNode
+	// OverBudget are the nodes held beyond maxConcurrent for their deadline.
+	OverBudget []v1alpha1.OverBudgetNode
 }
 
 // Event is a Kubernetes Event to emit. It is about the Node when Node is set
@@ -124,9 +170,16 @@ type Event struct {
 	Message string
 }
 
-// Event reasons. DrainSucceeded and DrainFailed are emitted by the drainer.
+// Event reasons.
 const (
+	ReasonWaiting        = "WaitingForDeadline"
 	ReasonCordoned       = "Cordoned"
+	ReasonBudgetYielded  = "BudgetYielded"
+	ReasonHandedOver     = "HandedOver"
+	ReasonOrphaned       = "Orphaned"
+	ReasonDrainCancelled = "DrainCancelled"
+	ReasonRecovering     = "Recovering"
+	ReasonEscalated      = "DrainEscalated"
 	ReasonDrainStarted   = "DrainStarted"
 	ReasonDrainSucceeded = "DrainSucceeded"
 	ReasonDrainFailed    = "DrainFailed"

@@ -19,7 +19,14 @@ import (
 
 // defaultDrainTimeout mirrors the CRD default, for objects built in Go that
 // never went through the API server's defaulting.
-const defaultDrainTimeout = 15 * time.Minute
+const (
+	defaultDrainTimeout = 15 * time.Minute
+	defaultMaxAttempts  = 3
+	defaultRetryBackoff = time.Minute
+	// maxRetryBackoff caps the doubling: a stuck node is looked at again at
+	// least hourly while it has attempts left.
+	maxRetryBackoff = time.Hour
+)
 
 // policy is a RemediationPolicy with its defaults resolved and its selector
 // parsed, plus what Decide counts for it along the way.
@@ -32,6 +39,12 @@ type policy struct {
 	cordon, drain, undo, dryRun bool
 	drainTimeout                time.Duration
 	wasCircuitOpen              bool
+	recoverFor                  time.Duration
+	// startBefore and forceAfter are zero when absent (act at once, never force).
+	startBefore, forceAfter time.Duration
+	maxAttempts             int
+	retryBackoff            time.Duration
+	outOfService            bool
 
 	selected, triggered, held, released int
 	maxConcurrent, maxUnhealthy         int
@@ -65,6 +78,18 @@ func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
 	if p.drainTimeout <= 0 {
 		p.drainTimeout = defaultDrainTimeout
 	}
+	p.recoverFor = max(rp.Spec.RecoverFor.Duration, 0)
+	p.startBefore = durationOr(rp.Spec.Drain.StartBefore, 0)
+	p.forceAfter = durationOr(rp.Spec.Drain.ForceAfter, 0)
+	p.maxAttempts = int(rp.Spec.Drain.MaxAttempts)
+	if p.maxAttempts <= 0 {
+		p.maxAttempts = defaultMaxAttempts
+	}
+	p.retryBackoff = rp.Spec.Drain.RetryBackoff.Duration
+	if p.retryBackoff <= 0 {
+		p.retryBackoff = defaultRetryBackoff
+	}
+	p.outOfService = rp.Spec.Drain.OutOfServiceTaint
 	sel, err := metav1.LabelSelectorAsSelector(rp.Spec.NodeSelector)
 	if err != nil {
 		p.invalid = fmt.Sprintf("invalid nodeSelector: %v", err)
@@ -101,6 +126,9 @@ func specProblem(s *v1alpha1.RemediationPolicySpec) string {
 			return problem
 		}
 	}
+	if s.Drain.EvictDaemonSetPods && boolOr(s.Cordon, true) {
+		return "drain.evictDaemonSetPods with a cordon can never finish: DaemonSet pods tolerate the cordon and come straight back"
+	}
 	return ""
 }
 
@@ -131,8 +159,12 @@ func taintProblem(t corev1.Taint) string {
 		return fmt.Sprintf("invalid taint value %q: %s", t.Value, strings.Join(errs, "; "))
 	}
 	switch t.Effect {
-	case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule, corev1.TaintEffectNoExecute:
+	case corev1.TaintEffectNoSchedule, corev1.TaintEffectPreferNoSchedule:
 		return ""
+	case corev1.TaintEffectNoExecute:
+		// The taint manager would evict every pod without asking its
+		// PodDisruptionBudget: the drain is what evicts, safely.
+		return fmt.Sprintf("taint %q: effect NoExecute bypasses PodDisruptionBudgets; use NoSchedule and let the drain evict", t.Key)
 	}
 	return fmt.Sprintf("invalid taint effect %q", t.Effect)
 }
@@ -167,6 +199,55 @@ func percentAboveZero(s string) bool {
 
 func (p *policy) selects(n *corev1.Node) bool {
 	return p.selector != nil && p.selector.Matches(labels.Set(n.Labels))
+}
+
+func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
+	if d == nil || d.Duration <= 0 {
+		return def
+	}
+	return d.Duration
+}
+
+// usesSlot: every held state but Waiting counts against maxConcurrent, the
+// node being out of service (cordoned) or about to be.
+func usesSlot(s v1alpha1.NodeState) bool { return s != "" && s != v1alpha1.StateWaiting }
+
+// retryAt is when a drain that failed at failedAt, after attempts tries,
+// is tried again: retryBackoff doubled per earlier failure, capped.
+func (p *policy) retryAt(failedAt time.Time, attempts int) time.Time {
+	backoff := p.retryBackoff
+	for i := 1; i < attempts && backoff < maxRetryBackoff; i++ {
+		backoff *= 2
+	}
+	return failedAt.Add(min(backoff, maxRetryBackoff))
+}
+
+// startAt is when a node triggered by t is cordoned: drain.startBefore
+// ahead of its deadline; zero (at once) without either.
+func (p *policy) startAt(t *Trigger) time.Time {
+	if p.startBefore == 0 || t.deadline().IsZero() {
+		return time.Time{}
+	}
+	return t.Deadline.Add(-p.startBefore)
+}
+
+// urgentAt is when a node triggered by t must be taken whatever the budget,
+// to have drain.timeout before its deadline; zero without a deadline.
+func (p *policy) urgentAt(t Trigger) time.Time {
+	if t.Deadline.IsZero() {
+		return time.Time{}
+	}
+	return t.Deadline.Add(-p.drainTimeout)
+}
+
+// forceAt is when drain.forceAfter escalates the node's drain; zero when the
+// policy does not force or no drain started yet.
+func (p *policy) forceAt(n *corev1.Node) time.Time {
+	started := annotationTime(n, v1alpha1.AnnotationDrainStarted)
+	if p.forceAfter == 0 || started.IsZero() {
+		return time.Time{}
+	}
+	return started.Add(p.forceAfter)
 }
 
 func boolOr(b *bool, def bool) bool {

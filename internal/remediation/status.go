@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -28,6 +29,8 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 		SelectedNodes:      s.Selected,
 		TriggeredNodes:     s.Triggered,
 		RemediatingNodes:   s.Remediating,
+		StuckNodes:         s.Stuck,
+		OverBudgetNodes:    s.OverBudget,
 		Conditions:         slices.Clone(rp.Status.Conditions),
 	}
 	for _, c := range []metav1.Condition{readyCondition(s), circuitCondition(s)} {
@@ -36,6 +39,85 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 		meta.SetStatusCondition(&out.Conditions, c)
 	}
 	return out
+}
+
+// maxListed bounds status.stuckNodes and status.overBudgetNodes, so a
+// cluster-wide incident does not make the policy object huge.
+const maxListed = 20
+
+// stuck lists the nodes p holds in DrainFailed once the plan is carried
+// out, the longest stuck first.
+func (d *decider) stuck(p *policy, views []nodeView) []v1alpha1.StuckNode {
+	var out []v1alpha1.StuckNode
+	for i := range views {
+		v, nd := &views[i], d.plan.Nodes[i]
+		if !heldAfter(nd, p) || annotationAfter(nd, v.node, v1alpha1.AnnotationState) != string(v1alpha1.StateDrainFailed) {
+			continue
+		}
+		s := v1alpha1.StuckNode{
+			Name:      v.node.Name,
+			Since:     metav1.NewTime(timeAfter(nd, v.node, v1alpha1.AnnotationStateSince)),
+			Attempts:  int32(attempts(v.node)),
+			BlockedBy: annotationAfter(nd, v.node, v1alpha1.AnnotationBlockedBy),
+		}
+		if !v.nextAttempt.IsZero() {
+			s.NextAttempt = &metav1.Time{Time: v.nextAttempt}
+		}
+		out = append(out, s)
+	}
+	slices.SortStableFunc(out, func(a, b v1alpha1.StuckNode) int { return a.Since.Compare(b.Since.Time) })
+	return out[:min(len(out), maxListed)]
+}
+
+// overBudget lists the nodes p holds beyond maxConcurrent once the plan is
+// carried out.
+func (d *decider) overBudget(p *policy, views []nodeView) []v1alpha1.OverBudgetNode {
+	var out []v1alpha1.OverBudgetNode
+	for i := range views {
+		v, nd := &views[i], d.plan.Nodes[i]
+		if !heldAfter(nd, p) || annotationAfter(nd, v.node, v1alpha1.AnnotationOverBudget) == "" {
+			continue
+		}
+		o := v1alpha1.OverBudgetNode{Name: v.node.Name}
+		if dl := timeAfter(nd, v.node, v1alpha1.AnnotationDeadline); !dl.IsZero() {
+			o.Deadline = &metav1.Time{Time: dl}
+		}
+		out = append(out, o)
+		if len(out) == maxListed {
+			break
+		}
+	}
+	return out
+}
+
+// heldAfter: p holds the node once nd is carried out.
+func heldAfter(nd NodeDecision, p *policy) bool {
+	switch nd.Action {
+	case ActionRelease, ActionStop, ActionNone:
+		return false
+	case ActionDefer:
+		return nd.State != "" && nd.Policy == p.name
+	}
+	return nd.Policy == p.name
+}
+
+// annotationAfter is the node's annotation once nd's patch is applied.
+func annotationAfter(nd NodeDecision, n *corev1.Node, key string) string {
+	if v, ok := nd.Patch.SetAnnotations[key]; ok {
+		return v
+	}
+	if slices.Contains(nd.Patch.RemoveAnnotations, key) {
+		return ""
+	}
+	return n.Annotations[key]
+}
+
+func timeAfter(nd NodeDecision, n *corev1.Node, key string) time.Time {
+	t, err := time.Parse(time.RFC3339, annotationAfter(nd, n, key))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 func readyCondition(s PolicyStatus) metav1.Condition {

@@ -24,6 +24,10 @@ type evaluation struct {
 	newest time.Time
 	// pendingUntil is the earliest moment a for: runs out; zero if none runs.
 	pendingUntil time.Time
+	// clearSince is, when nothing matches, the latest lastTransitionTime of
+	// the rules' conditions: when the node last stopped matching, as far as
+	// the conditions tell (zero when none of them is on the node).
+	clearSince time.Time
 }
 
 func (e evaluation) holds() bool { return len(e.holding) > 0 }
@@ -33,7 +37,13 @@ func evaluate(now time.Time, rules []v1alpha1.ConditionRule, n *corev1.Node) eva
 	var e evaluation
 	for _, r := range rules {
 		c := findCondition(n, r.Type)
-		if c == nil || c.Status != ruleStatus(r) {
+		if c == nil {
+			continue
+		}
+		if c.Status != ruleStatus(r) {
+			if c.LastTransitionTime.After(e.clearSince) {
+				e.clearSince = c.LastTransitionTime.Time
+			}
 			continue
 		}
 		since := c.LastTransitionTime.Time
@@ -130,10 +140,33 @@ func triggerFromAnnotations(n *corev1.Node) *Trigger {
 		Status: corev1.ConditionStatus(status),
 		Since:  annotationTime(n, v1alpha1.AnnotationTriggerSince),
 	}
+	// The condition's current message wins: a maintenance the cloud moved
+	// moves the deadline too. The annotation keeps it once the condition is
+	// gone.
 	if c := findCondition(n, t.Type); c != nil {
 		t.Deadline = deadline(c.Message)
 	}
+	if t.Deadline.IsZero() {
+		t.Deadline = annotationTime(n, v1alpha1.AnnotationDeadline)
+	}
 	return t
+}
+
+// notReady: the kubelet says it is not ready, or has stopped saying anything
+// (Unknown): evicted pods on such a node stay Terminating.
+func notReady(n *corev1.Node) bool {
+	c := findCondition(n, corev1.NodeReady)
+	return c != nil && c.Status != corev1.ConditionTrue
+}
+
+// triggerMatches: the condition a held node was taken for still has the
+// status it was taken for.
+func triggerMatches(n *corev1.Node, t *Trigger) bool {
+	if t == nil {
+		return false
+	}
+	c := findCondition(n, t.Type)
+	return c != nil && c.Status == t.Status
 }
 
 // annotationTime reads an RFC3339 annotation; missing or unreadable is zero.
@@ -143,6 +176,21 @@ func annotationTime(n *corev1.Node, key string) time.Time {
 		return time.Time{}
 	}
 	return t
+}
+
+// deadline of a trigger that may be nil.
+func (t *Trigger) deadline() time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.Deadline
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // earliest of two times, where zero means "none".
