@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
@@ -39,17 +40,103 @@ func TestDecideProperties(t *testing.T) {
 	}
 }
 
+// simulate runs reconcile passes the way the controller does, against a
+// world that moves: the API server's truth, an informer cache that lags it
+// by up to two passes, the reconciler's record of its own writes over that
+// cache, writes that fail with 409 when their resourceVersion is stale, and
+// a drainer that reports how attempts end.
 func simulate(t *testing.T, in *bytes) {
 	policies := genPolicies(in)
-	nodes := genNodes(in)
+	w := &world{truth: genNodes(in), reports: map[string]DrainReport{}, running: map[string]int{}}
+	history := [][]corev1.Node{w.truth}
+	var writes Writes
 	now := t0
+	seen := 0 // an informer cache lags, but never goes back
 	for pass := 0; pass < 6; pass++ {
-		plan := Decide(now, policies, nodes, nil)
-		checkInvariants(t, policies, nodes, plan)
-		checkDeterministic(t, now, policies, nodes, plan)
-		nodes = carryOut(t, nodes, plan)
-		nodes = perturb(t, in, nodes, now)
+		seen = max(seen, len(history)-1-in.intn(3))
+		cache := history[seen]
+		view := writes.View(cache)
+		plan := Decide(now, policies, view, w.reports)
+		checkInvariants(t, policies, view, plan)
+		checkDeterministic(t, now, policies, view, w.reports, plan)
+		w.carryOut(t, plan, &writes)
+		checkBudgets(t, w.truth, plan)
+		w.perturb(t, in, now)
+		history = append(history, w.truth)
 		now = now.Add(time.Duration(in.intn(20)) * time.Minute)
+	}
+}
+
+// world is what the API server and the drainer hold.
+type world struct {
+	truth   []corev1.Node
+	rv      int
+	reports map[string]DrainReport
+	running map[string]int // node: attempt being drained
+}
+
+// write replaces the truth's node i with n under a new resourceVersion.
+func (w *world) write(i int, n corev1.Node) corev1.Node {
+	w.rv++
+	n.ResourceVersion = strconv.Itoa(1000 + w.rv)
+	w.truth = slices.Clone(w.truth)
+	w.truth[i] = n
+	return n
+}
+
+// carryOut sends every patch that is not a dry run as the reconciler does:
+// with its resourceVersion precondition, recording what it wrote.
+func (w *world) carryOut(t *testing.T, plan Plan, writes *Writes) {
+	for _, d := range plan.Nodes {
+		if d.CancelDrain {
+			delete(w.running, d.Node)
+			delete(w.reports, d.Node)
+		}
+		if d.DryRun {
+			continue
+		}
+		if !d.Patch.IsEmpty() {
+			i := slices.IndexFunc(w.truth, func(n corev1.Node) bool { return n.Name == d.Node })
+			if i < 0 || w.truth[i].ResourceVersion != d.Patch.ResourceVersion {
+				continue // 404 or 409: decided again next pass
+			}
+			written := w.write(i, apply(t, w.truth[i], d.Patch))
+			writes.Record(d.Patch.ResourceVersion, &written)
+			if d.Action == ActionRecord {
+				delete(w.reports, d.Node)
+			}
+		}
+		if d.Drain != nil {
+			if _, reported := w.reports[d.Node]; !reported {
+				w.running[d.Node] = d.Drain.Attempt
+			}
+		}
+	}
+}
+
+// checkBudgets: a pass that took a node within the budget never leaves the
+// policy holding more than maxConcurrent nodes, as the API server sees them,
+// however stale the cache it decided on.
+func checkBudgets(t *testing.T, truth []corev1.Node, plan Plan) {
+	t.Helper()
+	for _, s := range plan.Policies {
+		tookWithin := false
+		for _, d := range plan.Nodes {
+			tookWithin = tookWithin || d.Policy == s.Name && !d.DryRun && !d.OverBudget && (d.Action == ActionCordon || d.Action == ActionHandover)
+		}
+		if !tookWithin {
+			continue
+		}
+		held := 0
+		for i := range truth {
+			a := truth[i].Annotations
+			if a[v1alpha1.AnnotationPolicy] == s.Name && usesSlot(v1alpha1.NodeState(a[v1alpha1.AnnotationState])) {
+				held++
+			}
+		}
+		if held > int(s.MaxConcurrent) {
+			t.Errorf("policy %s holds %d nodes, maxConcurrent %d", s.Name, held, s.MaxConcurrent)
+		}
 	}
 }
 
@@ -65,14 +152,30 @@ func checkInvariants(t *testing.T, policies []v1alpha1.RemediationPolicy, nodes 
 	started := map[string]int{}
 	for _, d := range plan.Nodes {
 		n := before[d.Node]
-		isHeld := n.Annotations[v1alpha1.AnnotationState] != ""
+		state := v1alpha1.NodeState(n.Annotations[v1alpha1.AnnotationState])
+		isHeld := state != ""
 		switch d.Action {
 		case ActionCordon:
-			started[d.Policy]++
-			if isHeld {
-				t.Errorf("%s: cordoned a node that is already held", d.Node)
+			if !d.OverBudget {
+				started[d.Policy]++
+			} else if d.Trigger == nil || d.Trigger.Deadline.IsZero() {
+				t.Errorf("%s: taken over budget without a deadline", d.Node)
 			}
-		case ActionStartDrain, ActionHold, ActionRelease, ActionStop:
+			if isHeld && (state != v1alpha1.StateWaiting || n.Annotations[v1alpha1.AnnotationPolicy] != d.Policy) {
+				t.Errorf("%s: cordoned a node that is already held (%s)", d.Node, state)
+			}
+		case ActionHandover:
+			if !d.OverBudget {
+				started[d.Policy]++
+			}
+			if !usesSlot(state) || n.Annotations[v1alpha1.AnnotationPolicy] == d.Policy {
+				t.Errorf("%s: handover of a node in state %q held by %q", d.Node, state, n.Annotations[v1alpha1.AnnotationPolicy])
+			}
+		case ActionWait:
+			if isHeld {
+				t.Errorf("%s: Wait on a node that is already held", d.Node)
+			}
+		case ActionStartDrain, ActionHold, ActionRelease, ActionStop, ActionRecord:
 			if !isHeld {
 				t.Errorf("%s: %s on a node that is not held", d.Node, d.Action)
 			}
@@ -88,7 +191,7 @@ func checkInvariants(t *testing.T, policies []v1alpha1.RemediationPolicy, nodes 
 	for _, s := range plan.Policies {
 		held := 0
 		for i := range nodes {
-			if nodes[i].Annotations[v1alpha1.AnnotationState] != "" && nodes[i].Annotations[v1alpha1.AnnotationPolicy] == s.Name {
+			if usesSlot(v1alpha1.NodeState(nodes[i].Annotations[v1alpha1.AnnotationState])) && nodes[i].Annotations[v1alpha1.AnnotationPolicy] == s.Name {
 				held++
 			}
 		}
@@ -97,7 +200,7 @@ func checkInvariants(t *testing.T, policies []v1alpha1.RemediationPolicy, nodes 
 		}
 		if s.CircuitOpen {
 			for _, d := range plan.Nodes {
-				if d.Policy == s.Name && (d.Action == ActionCordon || d.Action == ActionStartDrain) {
+				if d.Policy == s.Name && (d.Action == ActionCordon || d.Action == ActionStartDrain || d.Action == ActionWait) {
 					t.Errorf("policy %s: %s on %s while the circuit is open", s.Name, d.Action, d.Node)
 				}
 			}
@@ -132,54 +235,47 @@ func checkTaints(t *testing.T, n *corev1.Node, d NodeDecision) {
 
 // checkDeterministic: the cache lists objects in any order; the plan must not
 // depend on it.
-func checkDeterministic(t *testing.T, now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, plan Plan) {
+func checkDeterministic(t *testing.T, now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, reports map[string]DrainReport, plan Plan) {
 	t.Helper()
 	rp := slices.Clone(policies)
 	slices.Reverse(rp)
 	rn := slices.Clone(nodes)
 	slices.Reverse(rn)
-	if diff := cmp.Diff(plan, Decide(now, rp, rn, nil)); diff != "" {
+	if diff := cmp.Diff(plan, Decide(now, rp, rn, reports)); diff != "" {
 		t.Errorf("plan depends on input order (-forward +reversed):\n%s", diff)
 	}
 }
 
-// carryOut sends every patch that is not a dry run, as the reconciler would.
-func carryOut(t *testing.T, nodes []corev1.Node, plan Plan) []corev1.Node {
-	out := make([]corev1.Node, 0, len(nodes))
-	for i, d := range plan.Nodes {
-		n := nodes[slices.IndexFunc(nodes, func(n corev1.Node) bool { return n.Name == d.Node })]
-		if !d.DryRun && !d.Patch.IsEmpty() {
-			n = apply(t, n, d.Patch)
-			n.ResourceVersion = strconv.Itoa(100 + i)
-		}
-		out = append(out, n)
-	}
-	return out
-}
-
 // perturb is the world moving between passes.
-func perturb(t *testing.T, in *bytes, nodes []corev1.Node, now time.Time) []corev1.Node {
+func (w *world) perturb(t *testing.T, in *bytes, now time.Time) {
+	for node, attempt := range w.running {
+		if in.intn(2) == 0 { // the drainer finished this attempt
+			w.reports[node] = DrainReport{Attempt: attempt, Succeeded: in.intn(2) == 0, BlockedBy: "pod x/y: still terminating", Terminating: in.intn(2)}
+			delete(w.running, node)
+		}
+	}
 	var out []corev1.Node
-	for _, n := range nodes {
-		switch in.intn(12) {
+	for i := range w.truth {
+		n := *w.truth[i].DeepCopy()
+		switch in.intn(14) {
 		case 0: // deleted
+			delete(w.running, n.Name)
+			delete(w.reports, n.Name)
 			continue
 		case 1: // kubectl uncordon
 			n.Spec.Unschedulable = false
-		case 2: // the drainer finished
-			if n.Annotations[v1alpha1.AnnotationState] == string(v1alpha1.StateDraining) {
-				n = apply(t, n, StatePatch(&n, v1alpha1.NodeState(in.pick("Drained", "DrainFailed")), now))
-			}
-		case 3, 4: // a condition flips
+			n = w.write(i, n)
+		case 2, 3: // a condition flips
 			if len(n.Status.Conditions) > 0 {
 				c := &n.Status.Conditions[in.intn(len(n.Status.Conditions))]
 				c.Status = corev1.ConditionStatus(in.pick("True", "False", "Unknown"))
 				c.LastTransitionTime.Time = now
+				n = w.write(i, n)
 			}
 		}
 		out = append(out, n)
 	}
-	return out
+	w.truth = out
 }
 
 var conditionTypes = []string{reboot, "KernelDeadlock", "Ready"}
@@ -211,8 +307,18 @@ func genPolicies(in *bytes) []v1alpha1.RemediationPolicy {
 			p.Spec.Drain.Enabled = ptr(false)
 		}
 		if in.intn(2) == 0 {
-			p.Spec.Taints = []corev1.Taint{{Key: "nodewarden.io/" + name, Effect: corev1.TaintEffectNoSchedule}, {Key: "shared", Effect: corev1.TaintEffectNoExecute}}
+			p.Spec.Taints = []corev1.Taint{{Key: "nodewarden.io/" + name, Effect: corev1.TaintEffectNoSchedule}, {Key: "shared", Effect: corev1.TaintEffectPreferNoSchedule}}
 		}
+		p.Spec.RecoverFor.Duration = time.Duration(pick(in, 0, 0, 5, 30)) * time.Minute
+		if in.intn(3) == 0 {
+			p.Spec.Drain.StartBefore = &metav1.Duration{Duration: time.Duration(pick(in, 1, 2, 10)) * time.Hour}
+		}
+		p.Spec.Drain.MaxAttempts = int32(pick(in, 0, 1, 3))
+		p.Spec.Drain.RetryBackoff.Duration = time.Duration(pick(in, 0, 1, 10)) * time.Minute
+		if in.intn(3) == 0 {
+			p.Spec.Drain.ForceAfter = &metav1.Duration{Duration: time.Duration(pick(in, 5, 30)) * time.Minute}
+		}
+		p.Spec.Drain.OutOfServiceTaint = in.intn(3) == 0
 		if in.intn(3) == 0 {
 			p.Spec.Annotations = map[string]string{"example.com/by": name}
 		}
@@ -245,7 +351,11 @@ func genNodes(in *bytes) []corev1.Node {
 		}
 		if in.intn(3) == 0 {
 			holder := in.pick("alpha", "beta", "gamma", "gone")
-			held(holder, v1alpha1.NodeState(in.pick("Cordoned", "Draining", "Drained", "DrainFailed", "Weird")))(&n)
+			held(holder, v1alpha1.NodeState(in.pick("Waiting", "Cordoned", "Draining", "Drained", "DrainFailed", "Weird")))(&n)
+			if in.intn(3) == 0 {
+				n.Annotations[v1alpha1.AnnotationDrainAttempts] = strconv.Itoa(in.intn(4))
+				n.Annotations[v1alpha1.AnnotationDrainStarted] = formatTime(t0.Add(-time.Duration(in.intn(60)) * time.Minute))
+			}
 			switch in.intn(3) {
 			case 0:
 				delete(n.Annotations, v1alpha1.AnnotationCordonedBy)
@@ -261,7 +371,7 @@ func genNodes(in *bytes) []corev1.Node {
 			n.Spec.Unschedulable = !n.Spec.Unschedulable
 		}
 		if in.intn(4) == 0 {
-			taint("shared", corev1.TaintEffectNoExecute)(&n)
+			taint("shared", corev1.TaintEffectPreferNoSchedule)(&n)
 		}
 		if in.intn(6) == 0 {
 			annotate(v1alpha1.AnnotationHumanUncordoned, formatTime(t0.Add(-time.Duration(in.intn(200))*time.Minute)))(&n)
