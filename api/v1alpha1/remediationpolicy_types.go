@@ -56,6 +56,9 @@ const (
 	// AnnotationDrainStarted is when the first drain of the episode started
 	// (RFC3339); drain.forceAfter counts from it.
 	AnnotationDrainStarted = "nodewarden.io/drain-started"
+	// AnnotationDrainForced is when the drain.forceAfter escalation started
+	// its (one) forced attempt (RFC3339).
+	AnnotationDrainForced = "nodewarden.io/drain-forced"
 	// AnnotationBlockedBy says, while the node is DrainFailed, what kept the
 	// last drain from finishing (the pods and why: a PodDisruptionBudget,
 	// pods terminating on a NotReady node, an unreplicated or protected pod).
