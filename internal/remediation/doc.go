@@ -13,56 +13,95 @@
 // State is the nodewarden.io/state annotation; "-" means absent (not held).
 // "Holds" means one of the policy's conditions has its status for at least
 // its for: duration; "matches" means it has the status, however briefly.
+// "Slot" states (all but Waiting) count against maxConcurrent. Every write
+// is Decide's: the drainer only evicts and reports (DrainReport).
 //
 //	state          event                                          action       next state
 //	-------------  ---------------------------------------------  -----------  ------------
 //	-              no condition holds                             None         -
-//	-              a condition holds, budget free, circuit closed Cordon       Cordoned
-//	-              a condition holds, budget used up              Defer        -
-//	-              a condition holds, circuit open                Defer        -
+//	-              holds, deadline > startBefore away             Wait         Waiting (PreferNoSchedule taint, no slot)
+//	-              holds, budget free, circuit closed             Cordon       Cordoned
+//	-              holds, budget used up, deadline < timeout away Cordon       Cordoned (over budget, BudgetYielded)
+//	-              holds, budget used up                          Defer        -
+//	-              holds, circuit open                            Defer        -
 //	-              holds, but a human uncordoned the node and     None         -
 //	               no condition transitioned since
-//	Cordoned       still matches, drain enabled, circuit closed   StartDrain   Draining
-//	Cordoned       still matches, drain disabled or circuit open  Hold         Cordoned
-//	Draining       still matches                                  Hold         Draining (the drainer runs)
-//	Draining       drain done / drain timeout (drainer)           -            Drained / DrainFailed
-//	Drained        still matches                                  Hold         Drained
-//	DrainFailed    still matches                                  Hold         DrainFailed
-//	any held       nothing matches any more                       Release      -
+//	Waiting        deadline still > startBefore away              Hold         Waiting
+//	Waiting        deadline startBefore away                      Cordon/Defer as for "-"
+//	Cordoned       matches, drain enabled, circuit closed         StartDrain   Draining (attempt 1)
+//	Cordoned       matches, drain disabled or circuit open        Hold         Cordoned
+//	Draining       matches, no report                             Hold         Draining (the drain runs)
+//	Draining       report: the attempt finished                   Record       Drained
+//	Draining       report: the attempt failed                     Record       DrainFailed (+ blocked-by)
+//	Draining       policy turned dryRun                           Hold         Draining (drain cancelled)
+//	Draining       policy turned drain.enabled off                Record       Cordoned (drain cancelled)
+//	Drained        matches                                        Hold         Drained
+//	DrainFailed    NotReady, drain.outOfServiceTaint              StartDrain   Draining (+ out-of-service taint)
+//	DrainFailed    drain.forceAfter passed, not forced yet        StartDrain   Draining (forced: pods deleted)
+//	DrainFailed    attempts left, backoff passed                  StartDrain   Draining (attempt n+1)
+//	DrainFailed    otherwise                                      Hold         DrainFailed (stuck)
 //	any held       spec.unschedulable turned false (a human)      Stop         - (+ human-uncordoned)
-//	any held       policy deleted or no longer selects the node   Release      -
+//	any held       nothing matches, for less than recoverFor      Hold         unchanged
+//	any slot       nothing matches (recoverFor passed), or        Handover     the other policy's, as it is
+//	               policy gone / no longer selects, and another
+//	               policy's condition holds and it has a slot
+//	any slot       as above, the other policy has no slot         Hold         unchanged (still cordoned)
+//	any held       nothing matches (recoverFor passed)            Release      -
+//	any slot       policy gone / no longer selects the node,      Record       unchanged, Draining -> Cordoned
+//	               its trigger still matches                                   (+ orphaned, Orphaned Event once)
+//	any held       policy gone / no longer selects, recovered     Release      - (per keep-on-recovery)
 //	any held       policy invalid                                 Hold         unchanged
 //
 // Release undoes what nodewarden did (its own cordon, the taints and
 // annotations it added) when uncordonOnRecovery is true, and otherwise only
 // removes the nodewarden.io/* state. Stop undoes the taints and annotations
-// and records nodewarden.io/human-uncordoned. Releasing or stopping a Draining
-// node means the reconciler must cancel that node's drain first.
+// and records nodewarden.io/human-uncordoned. Release, Stop and Handover
+// cancel the node's drain (NodeDecision.CancelDrain).
 //
 // # Rules
 //
 // Several policies: a held node belongs to the policy named in its
-// nodewarden.io/policy annotation until it is released; other policies count
-// it (selected, triggered) but never act on it. A node that is not held is
-// claimed by the first policy, among those that select it and whose condition
-// holds, in this order: policies that are not in dry-run before dry-run ones,
-// then by name. If that policy defers it (budget, circuit), it waits; no other
-// policy takes it meanwhile, so there is never a fight.
+// nodewarden.io/policy annotation until it is released or handed over; other
+// policies count it (selected, triggered) but never act on it. A node that is
+// not held is claimed by the first policy, among those that select it and
+// whose condition holds, in this order: policies that are not in dry-run
+// before dry-run ones, then by name. If that policy defers it (budget,
+// circuit), it waits; no other policy takes it meanwhile, so there is never a
+// fight. When the holder lets go while the claiming policy's condition holds,
+// the node is handed over as it is (no uncordon in between), once the new
+// policy has a slot; until then the old holder keeps it.
 //
 // Budgets: maxConcurrent and maxUnhealthy given as a percentage are taken of
 // the policy's selected nodes, rounded down, but never below one node when the
-// percentage is above zero. Every node the policy holds (Cordoned, Draining,
-// Drained, DrainFailed) uses one maxConcurrent slot until it is released; a
-// node being released in this very plan still counts, so a failed release can
-// never push the policy over its budget. Deleted nodes are simply absent and
-// free their slot. When more selected nodes are triggered than maxUnhealthy
-// allows, the circuit is open: the policy cordons nothing and starts no drain
-// (drains already running finish, releases still happen).
+// percentage is above zero. Every node the policy holds in a slot state uses
+// one maxConcurrent slot until it is released; a node being released in this
+// very plan still counts, so a failed release can never push the policy over
+// its budget. Deleted nodes are simply absent and free their slot. The
+// reconciler decides on its informer cache overlaid with its own writes the
+// cache has not shown yet (Writes), so a lagging cache never frees a slot.
 //
-// Order when the budget is short: the earliest deadline first (the RFC3339
-// time after "not before" at the end of the condition's message), nodes
-// without a deadline after all nodes with one, then the oldest trigger
-// (lastTransitionTime), then the node name.
+// Deadlines beat budgets: a node whose deadline is drain.timeout away or
+// closer is taken even when every slot is used (nodewarden.io/over-budget, a
+// BudgetYielded Event, status.overBudgetNodes): waiting would let the
+// disruption happen undrained. The circuit breaker still wins: when more
+// selected nodes are triggered than maxUnhealthy allows, the policy cordons
+// nothing, starts and retries no drain (drains already running finish,
+// releases still happen), whatever the deadlines: a rule that fires on half
+// the cluster is more likely wrong than urgent.
+//
+// Order when the budget is short: handovers first, then the earliest
+// deadline (the deadline package's "not before" time at the end of the
+// condition's message), nodes without a deadline after all nodes with one,
+// then the oldest trigger (lastTransitionTime), then the node name.
+//
+// Drain attempts: an attempt ends at drain.timeout after it started, but
+// never after the trigger's deadline (if that is still ahead when it starts),
+// and an unforced attempt ends when drain.forceAfter comes. A failed attempt
+// is retried after drain.retryBackoff, doubled per failure and capped at an
+// hour, never later than the deadline, up to drain.maxAttempts. Escalations
+// are opt-in: drain.forceAfter makes one attempt that deletes the remaining
+// pods; drain.outOfServiceTaint taints a NotReady node whose drain failed
+// node.kubernetes.io/out-of-service so Kubernetes deletes its pods.
 //
 // Someone else's cordon: a node that is already unschedulable when it is taken
 // is recorded as nodewarden.io/cordoned-by=other; it is drained like any other
@@ -76,6 +115,9 @@
 // takes the node again until a condition transitions after that time.
 //
 // Time: for: is measured from the condition's lastTransitionTime, and only
-// delays taking a node, never releasing it. Plan.RequeueAfter is the exact
-// time until the earliest for: runs out.
+// delays taking a node, never releasing it; recoverFor delays the release,
+// measured from the lastTransitionTime of the rules' conditions once none
+// matches. Plan.RequeueAfter is the exact time until the earliest moment
+// the answer changes with time alone (a for:, a start time, an urgent
+// deadline, a retry, forceAfter, recoverFor).
 package remediation
