@@ -119,7 +119,7 @@ func TestAlertsUseRealMetrics(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"NodewardenDrainFailed", "NodewardenCircuitOpen", "NodewardenAgentLeaseStale", "NodewardenAgentParseErrorsRising"} {
+	for _, want := range []string{"NodewardenNodeStuck", "NodewardenCircuitOpen", "NodewardenAgentLeaseStale", "NodewardenAgentParseErrorsRising"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("alert %s missing (docs/operations.md promises it)", want)
 		}
