@@ -292,7 +292,9 @@ type DrainSpec struct {
 	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) > duration('0s')",message="retryBackoff must be a positive duration such as 30s or 1m"
 	// +optional
-	RetryBackoff metav1.Duration `json:"retryBackoff,omitempty"`
+	// A pointer, so a Go client that leaves it out gets the default rather
+	// than an invalid "0s".
+	RetryBackoff *metav1.Duration `json:"retryBackoff,omitempty"`
 
 	// forceAfter (opt-in, off when absent): once this long has passed since
 	// the first drain of the remediation started and pods are still left, the

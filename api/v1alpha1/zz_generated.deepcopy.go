@@ -115,7 +115,11 @@ func (in *DrainSpec) DeepCopyInto(out *DrainSpec) {
 		*out = new(v1.Duration)
 		**out = **in
 	}
-	out.RetryBackoff = in.RetryBackoff
+	if in.RetryBackoff != nil {
+		in, out := &in.RetryBackoff, &out.RetryBackoff
+		*out = new(v1.Duration)
+		**out = **in
+	}
 	if in.ForceAfter != nil {
 		in, out := &in.ForceAfter, &out.ForceAfter
 		*out = new(v1.Duration)

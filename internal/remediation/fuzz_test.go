@@ -314,7 +314,9 @@ func genPolicies(in *bytes) []v1alpha1.RemediationPolicy {
 			p.Spec.Drain.StartBefore = &metav1.Duration{Duration: time.Duration(pick(in, 1, 2, 10)) * time.Hour}
 		}
 		p.Spec.Drain.MaxAttempts = int32(pick(in, 0, 1, 3))
-		p.Spec.Drain.RetryBackoff.Duration = time.Duration(pick(in, 0, 1, 10)) * time.Minute
+		if backoff := time.Duration(pick(in, 0, 1, 10)) * time.Minute; backoff > 0 {
+			p.Spec.Drain.RetryBackoff = &metav1.Duration{Duration: backoff}
+		}
 		if in.intn(3) == 0 {
 			p.Spec.Drain.ForceAfter = &metav1.Duration{Duration: time.Duration(pick(in, 5, 30)) * time.Minute}
 		}

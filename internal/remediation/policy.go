@@ -85,10 +85,7 @@ func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
 	if p.maxAttempts <= 0 {
 		p.maxAttempts = defaultMaxAttempts
 	}
-	p.retryBackoff = rp.Spec.Drain.RetryBackoff.Duration
-	if p.retryBackoff <= 0 {
-		p.retryBackoff = defaultRetryBackoff
-	}
+	p.retryBackoff = durationOr(rp.Spec.Drain.RetryBackoff, defaultRetryBackoff)
 	p.outOfService = rp.Spec.Drain.OutOfServiceTaint
 	sel, err := metav1.LabelSelectorAsSelector(rp.Spec.NodeSelector)
 	if err != nil {
