@@ -369,12 +369,12 @@ type RemediationPolicyStatus struct {
 	TriggeredNodes int32 `json:"triggeredNodes"`
 
 	// remediatingNodes is the number of nodes this policy holds (Cordoned,
-	// Draining, Drained or DrainFailed). New nodes are taken only while it is below maxConcurrent.
+	// Draining, Drained or DrainFailed; not Waiting). New nodes are taken
+	// only while it is below maxConcurrent, except a node whose deadline
+	// would pass while it waited (see overBudgetNodes).
 	// +optional
 	RemediatingNodes int32 `json:"remediatingNodes"`
 
-	// conditions: Ready (the policy is valid and acted on) and CircuitOpen
-	// (maxUnhealthy is exceeded, nothing new is started).
 	// stuckNodes are the nodes whose drain failed (state DrainFailed), with
 	// what blocks them. At most 20 are listed, the longest stuck first.
 	// +listType=atomic

@@ -499,22 +499,6 @@ func TestDecideDoesNotModifyInput(t *testing.T) {
 	}
 }
 
-func TestDeadline(t *testing.T) {
-	tests := map[string]string{
-		"SystemMaintenance.Reboot is Scheduled, not before 2024-01-10T02:00:00Z": "2024-01-10T02:00:00Z",
-		"rebooting; NOT BEFORE 2024-01-10T02:00:00+08:00.  ":                     "2024-01-09T18:00:00Z",
-		"not before soon":                        "",
-		"not before 2024-01-10T02:00:00Z, maybe": "",
-		"":                                       "",
-	}
-	for msg, want := range tests {
-		got := deadline(msg)
-		if (want == "") != got.IsZero() || (want != "" && formatTime(got) != want) {
-			t.Errorf("deadline(%q) = %v, want %q", msg, got, want)
-		}
-	}
-}
-
 func TestScaledLimit(t *testing.T) {
 	tests := []struct {
 		v     intstr.IntOrString

@@ -1,7 +1,6 @@
 package remediation
 
 import (
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -9,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/deadline"
 )
 
 // evaluation is how one policy's conditions stand on one node.
@@ -61,7 +61,7 @@ func evaluate(now time.Time, rules []v1alpha1.ConditionRule, n *corev1.Node) eva
 			Type:     c.Type,
 			Status:   c.Status,
 			Since:    since,
-			Deadline: deadline(c.Message),
+			Deadline: deadlineOf(c.Message),
 		})
 	}
 	// Stable, so that among equals the rule listed first wins.
@@ -94,21 +94,10 @@ func before(a, b Trigger) bool {
 	}
 }
 
-// notBefore finds the agent's "... not before <RFC3339>" message suffix; a
-// trailing full stop is tolerated since humans write these too.
-var notBefore = regexp.MustCompile(`(?i)not before\s+(\S+?)\.?\s*$`)
-
-// deadline is the time after "not before" at the end of a condition message,
-// or zero.
-func deadline(message string) time.Time {
-	m := notBefore.FindStringSubmatch(message)
-	if m == nil {
-		return time.Time{}
-	}
-	t, err := time.Parse(time.RFC3339, m[1])
-	if err != nil {
-		return time.Time{}
-	}
+// deadlineOf is the deadline announced at the end of a condition message
+// (the deadline package's format), or zero.
+func deadlineOf(message string) time.Time {
+	t, _ := deadline.Parse(message)
 	return t
 }
 
@@ -144,7 +133,7 @@ func triggerFromAnnotations(n *corev1.Node) *Trigger {
 	// moves the deadline too. The annotation keeps it once the condition is
 	// gone.
 	if c := findCondition(n, t.Type); c != nil {
-		t.Deadline = deadline(c.Message)
+		t.Deadline = deadlineOf(c.Message)
 	}
 	if t.Deadline.IsZero() {
 		t.Deadline = annotationTime(n, v1alpha1.AnnotationDeadline)

@@ -110,10 +110,13 @@ func New(opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c = &Cluster{Dir: dir}
+	started := &Cluster{Dir: dir}
+	c = started
 	defer func() {
+		// Not c: `return nil, err` has cleared it by now, and what was
+		// started must still be stopped.
 		if err != nil {
-			c.Stop()
+			started.Stop()
 		}
 	}()
 	if err := c.startAPIServer(opts); err != nil {

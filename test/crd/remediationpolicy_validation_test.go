@@ -4,11 +4,14 @@
 package crd_test
 
 import (
+	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	ctrlclient "sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -61,35 +64,88 @@ spec:
 			t.Errorf("default %s not applied: %+v", what, s)
 		}
 	}
+
+	// As stored, so that a field left absent differs from one defaulted to
+	// zero: startBefore and forceAfter switch behaviour on by being there.
+	stored := &unstructured.Unstructured{}
+	stored.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("RemediationPolicy"))
+	if err := c.Client.Get(t.Context(), clientKey("minimal"), stored); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path []string
+		want any // nil: absent
+	}{
+		{[]string{"spec", "recoverFor"}, "0s"},
+		{[]string{"spec", "drain", "maxAttempts"}, int64(3)},
+		{[]string{"spec", "drain", "retryBackoff"}, "1m"},
+		{[]string{"spec", "drain", "startBefore"}, nil},
+		{[]string{"spec", "drain", "forceAfter"}, nil},
+		{[]string{"spec", "drain", "outOfServiceTaint"}, nil},
+	} {
+		got, found, err := unstructured.NestedFieldNoCopy(stored.Object, tc.path...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == nil && found {
+			t.Errorf("%s = %v, want it absent", strings.Join(tc.path, "."), got)
+		} else if tc.want != nil && (!found || got != tc.want) {
+			t.Errorf("%s = %#v (present: %v), want the default %#v", strings.Join(tc.path, "."), got, found, tc.want)
+		}
+	}
 }
 
 func TestRemediationPolicyValidation(t *testing.T) {
 	c := cluster.Start(t)
 	cases := []struct {
 		name, spec, wantMessage string
+		// wantField, if set, is the field the API server must blame: one
+		// cause names it, with the message.
+		wantField string
 	}{
-		{"no conditions", `conditions: []`, "spec.conditions"},
-		{"conditions missing", `cordon: true`, "spec.conditions: Required value"},
-		{"bad duration", `conditions: [{type: KernelDeadlock, for: 1d}]`, "for must be a duration such as 0s, 90s, 10m or 1h30m"},
-		{"negative duration", `conditions: [{type: KernelDeadlock, for: -5m}]`, "for must be a duration"},
-		{"bad drain timeout", `{conditions: [{type: KernelDeadlock}], drain: {timeout: soon}}`, "timeout must be a positive duration"},
-		{"zero drain timeout", `{conditions: [{type: KernelDeadlock}], drain: {timeout: 0s}}`, "timeout must be a positive duration"},
-		{"bad status", `conditions: [{type: KernelDeadlock, status: Maybe}]`, `Unsupported value: "Maybe"`},
-		{"percent over 100", `{conditions: [{type: KernelDeadlock}], maxConcurrent: 150%}`, "maxConcurrent must be a whole number of at least 1 or a percentage from 1% to 100%"},
-		{"maxUnhealthy over 100", `{conditions: [{type: KernelDeadlock}], maxUnhealthy: 101%}`, "maxUnhealthy must be a whole number of at least 0 or a percentage from 0% to 100%"},
-		{"maxConcurrent zero", `{conditions: [{type: KernelDeadlock}], maxConcurrent: 0}`, "maxConcurrent must be a whole number of at least 1"},
-		{"unknown taint effect", `{conditions: [{type: KernelDeadlock}], taints: [{key: example.com/broken, effect: Sometimes}]}`, "taint effect must be one of NoSchedule, PreferNoSchedule or NoExecute"},
-		{"reserved annotation", `{conditions: [{type: KernelDeadlock}], annotations: {nodewarden.io/state: x}}`, "annotation keys under nodewarden.io/ are reserved"},
-		{"bad condition type", `conditions: [{type: "not a type!"}]`, "condition type must be a name such as KernelDeadlock"},
-		{"drain without cordon", `{conditions: [{type: KernelDeadlock}], cordon: false}`, "drain.enabled needs cordon: true"},
-		{"negative grace period", `{conditions: [{type: KernelDeadlock}], drain: {gracePeriodSeconds: -1}}`, "gracePeriodSeconds"},
+		{"no conditions", `conditions: []`, "spec.conditions", ""},
+		{"conditions missing", `cordon: true`, "spec.conditions: Required value", ""},
+		{"bad duration", `conditions: [{type: KernelDeadlock, for: 1d}]`, "for must be a duration such as 0s, 90s, 10m or 1h30m", ""},
+		{"negative duration", `conditions: [{type: KernelDeadlock, for: -5m}]`, "for must be a duration", ""},
+		{"bad drain timeout", `{conditions: [{type: KernelDeadlock}], drain: {timeout: soon}}`, "timeout must be a positive duration", ""},
+		{"zero drain timeout", `{conditions: [{type: KernelDeadlock}], drain: {timeout: 0s}}`, "timeout must be a positive duration", ""},
+		{"bad status", `conditions: [{type: KernelDeadlock, status: Maybe}]`, `Unsupported value: "Maybe"`, ""},
+		{"percent over 100", `{conditions: [{type: KernelDeadlock}], maxConcurrent: 150%}`, "maxConcurrent must be a whole number of at least 1 or a percentage from 1% to 100%", ""},
+		{"maxUnhealthy over 100", `{conditions: [{type: KernelDeadlock}], maxUnhealthy: 101%}`, "maxUnhealthy must be a whole number of at least 0 or a percentage from 0% to 100%", ""},
+		{"maxConcurrent zero", `{conditions: [{type: KernelDeadlock}], maxConcurrent: 0}`, "maxConcurrent must be a whole number of at least 1", ""},
+		{"unknown taint effect", `{conditions: [{type: KernelDeadlock}], taints: [{key: example.com/broken, effect: Sometimes}]}`, "taint effect must be NoSchedule or PreferNoSchedule", "spec.taints[0].effect"},
+		{"NoExecute taint", `{conditions: [{type: KernelDeadlock}], taints: [{key: example.com/broken, effect: NoSchedule}, {key: example.com/gone, effect: NoExecute}]}`,
+			"a NoExecute taint makes the taint manager evict pods without asking their PodDisruptionBudgets", "spec.taints[1].effect"},
+		{"reserved annotation", `{conditions: [{type: KernelDeadlock}], annotations: {nodewarden.io/state: x}}`, "annotation keys under nodewarden.io/ are reserved", ""},
+		{"bad condition type", `conditions: [{type: "not a type!"}]`, "condition type must be a name such as KernelDeadlock", ""},
+		{"drain without cordon", `{conditions: [{type: KernelDeadlock}], cordon: false}`, "drain.enabled needs cordon: true", "spec"},
+		// A NoExecute taint no longer keeps evicted pods off the node (it is
+		// refused), and PreferNoSchedule never did.
+		{"drain without cordon, NoExecute taint", `{conditions: [{type: KernelDeadlock}], cordon: false, taints: [{key: example.com/gone, effect: NoExecute}]}`, "drain.enabled needs cordon: true or a NoSchedule taint", "spec"},
+		{"drain without cordon, PreferNoSchedule taint", `{conditions: [{type: KernelDeadlock}], cordon: false, taints: [{key: example.com/soon, effect: PreferNoSchedule}]}`, "drain.enabled needs cordon: true or a NoSchedule taint", "spec"},
+		{"evictDaemonSetPods with cordon", `{conditions: [{type: KernelDeadlock}], cordon: true, drain: {evictDaemonSetPods: true}}`, "drain.evictDaemonSetPods needs cordon: false", "spec.drain.evictDaemonSetPods"},
+		{"evictDaemonSetPods with the default cordon", `{conditions: [{type: KernelDeadlock}], taints: [{key: example.com/broken, effect: NoSchedule}], drain: {evictDaemonSetPods: true}}`, "drain.evictDaemonSetPods needs cordon: false", "spec.drain.evictDaemonSetPods"},
+		{"recoverFor not a duration", `{conditions: [{type: KernelDeadlock}], recoverFor: 1d}`, "recoverFor must be a duration such as 0s, 5m or 1h", "spec.recoverFor"},
+		{"recoverFor negative", `{conditions: [{type: KernelDeadlock}], recoverFor: -5m}`, "recoverFor must be a duration", "spec.recoverFor"},
+		{"startBefore not a duration", `{conditions: [{type: KernelDeadlock}], drain: {startBefore: 2 hours}}`, "startBefore must be a positive duration such as 30m or 2h", "spec.drain.startBefore"},
+		{"startBefore zero", `{conditions: [{type: KernelDeadlock}], drain: {startBefore: 0s}}`, "startBefore must be a positive duration", "spec.drain.startBefore"},
+		{"startBefore negative", `{conditions: [{type: KernelDeadlock}], drain: {startBefore: -1h}}`, "startBefore must be a positive duration", "spec.drain.startBefore"},
+		{"retryBackoff not a duration", `{conditions: [{type: KernelDeadlock}], drain: {retryBackoff: soon}}`, "retryBackoff must be a positive duration such as 30s or 1m", "spec.drain.retryBackoff"},
+		{"retryBackoff zero", `{conditions: [{type: KernelDeadlock}], drain: {retryBackoff: "0"}}`, "retryBackoff must be a positive duration", "spec.drain.retryBackoff"},
+		{"retryBackoff negative", `{conditions: [{type: KernelDeadlock}], drain: {retryBackoff: -30s}}`, "retryBackoff must be a positive duration", "spec.drain.retryBackoff"},
+		{"forceAfter not a duration", `{conditions: [{type: KernelDeadlock}], drain: {forceAfter: 1d}}`, "forceAfter must be a positive duration such as 30m or 2h", "spec.drain.forceAfter"},
+		{"forceAfter zero", `{conditions: [{type: KernelDeadlock}], drain: {forceAfter: 0s}}`, "forceAfter must be a positive duration", "spec.drain.forceAfter"},
+		{"forceAfter negative", `{conditions: [{type: KernelDeadlock}], drain: {forceAfter: -30m}}`, "forceAfter must be a positive duration", "spec.drain.forceAfter"},
+		{"maxAttempts zero", `{conditions: [{type: KernelDeadlock}], drain: {maxAttempts: 0}}`, "should be greater than or equal to 1", "spec.drain.maxAttempts"},
+		{"maxAttempts over 100", `{conditions: [{type: KernelDeadlock}], drain: {maxAttempts: 101}}`, "should be less than or equal to 100", "spec.drain.maxAttempts"},
+		{"negative grace period", `{conditions: [{type: KernelDeadlock}], drain: {gracePeriodSeconds: -1}}`, "gracePeriodSeconds", ""},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			doc := "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: bad-" + string(rune('a'+i)) + "}\nspec:\n  " +
+			doc := "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: bad-" + strconv.Itoa(i) + "}\nspec:\n  " +
 				strings.ReplaceAll(tc.spec, "\n", "\n  ")
 			if strings.HasPrefix(tc.spec, "{") {
-				doc = "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: bad-" + string(rune('a'+i)) + "}\nspec: " + tc.spec
+				doc = "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: bad-" + strconv.Itoa(i) + "}\nspec: " + tc.spec
 			}
 			err := create(t, c, doc)
 			if !apierrors.IsInvalid(err) {
@@ -98,8 +154,49 @@ func TestRemediationPolicyValidation(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantMessage) {
 				t.Errorf("message %q does not say %q", err.Error(), tc.wantMessage)
 			}
+			if tc.wantField != "" && !blames(err, tc.wantField, tc.wantMessage) {
+				t.Errorf("no cause names field %s with %q: %v", tc.wantField, tc.wantMessage, causes(err))
+			}
 		})
 	}
+}
+
+// TestRemediationPolicyAccepted: the values next to the rejected ones above
+// are accepted, so that the rules refuse exactly what they mean to.
+func TestRemediationPolicyAccepted(t *testing.T) {
+	c := cluster.Start(t)
+	for i, spec := range []string{
+		// DaemonSet pods are evicted only from a node kept free by a taint
+		// they do not tolerate.
+		`{conditions: [{type: KernelDeadlock}], cordon: false, taints: [{key: example.com/broken, effect: NoSchedule}], drain: {evictDaemonSetPods: true}}`,
+		`{conditions: [{type: KernelDeadlock}], cordon: false, taints: [{key: example.com/soon, effect: PreferNoSchedule}], drain: {enabled: false}}`,
+		`{conditions: [{type: KernelDeadlock}], taints: [{key: example.com/soon, effect: PreferNoSchedule}]}`,
+		`{conditions: [{type: KernelDeadlock}], recoverFor: 5m, drain: {startBefore: 2h, retryBackoff: 30s, forceAfter: 1h30m, maxAttempts: 1, outOfServiceTaint: true}}`,
+		`{conditions: [{type: KernelDeadlock}], recoverFor: "0", drain: {startBefore: 1.5h, retryBackoff: 500ms, forceAfter: 90s, maxAttempts: 100}}`,
+	} {
+		doc := "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: good-" + strconv.Itoa(i) + "}\nspec: " + spec
+		if err := create(t, c, doc); err != nil {
+			t.Errorf("spec %s: %v", spec, err)
+		}
+	}
+}
+
+// blames reports whether err has a cause for field whose message says message.
+func blames(err error, field, message string) bool {
+	for _, c := range causes(err) {
+		if c.Field == field && strings.Contains(c.Message, message) {
+			return true
+		}
+	}
+	return false
+}
+
+func causes(err error) []metav1.StatusCause {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil {
+		return nil
+	}
+	return status.Status().Details.Causes
 }
 
 func clientKey(name string) ctrlclient.ObjectKey { return ctrlclient.ObjectKey{Name: name} }

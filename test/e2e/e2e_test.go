@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/deadline"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
@@ -50,8 +51,8 @@ func testStory(t *testing.T, e *env) {
 	action := time.Now().Add(47 * time.Hour).Truncate(time.Second)
 	e.hostEvent(t, "story-2", rebootEvent, "Scheduled", action)
 	c := e.waitCondition(t, "story-2", rebootCondition, corev1.ConditionTrue, "SystemMaintenanceRebootScheduled")
-	if want := "not before " + action.UTC().Format(time.RFC3339); !strings.HasSuffix(c.Message, want) {
-		t.Errorf("condition message %q does not end with %q", c.Message, want)
+	if at, ok := deadline.Parse(c.Message); !ok || !at.Equal(action) {
+		t.Errorf("condition message %q: deadline %v, %v; want %v", c.Message, at, ok, action)
 	}
 
 	n := e.waitState(t, "story-2", "Drained", 2*time.Minute)

@@ -39,7 +39,8 @@
 //     the earliest action time is reported, because its deadline is the one
 //     the controller must meet. Reason is type and status in CamelCase
 //     (SystemMaintenanceRebootScheduled); the message ends with
-//     "not before <action time, RFC 3339 UTC>", which the controller parses.
+//     "not before <action time, RFC 3339 UTC>" (package deadline), which
+//     the controller parses.
 //   - False with reason NoHostEvent while none of its events was ever seen.
 //   - False otherwise, describing the event that ended most recently in log
 //     order: either its terminal status (SystemMaintenanceRebootExecuted) or,

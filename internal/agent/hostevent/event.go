@@ -3,6 +3,8 @@ package hostevent
 import (
 	"strings"
 	"time"
+
+	"github.com/nodewarden/nodewarden/internal/deadline"
 )
 
 // Event is one parsed line of the host event log.
@@ -84,14 +86,14 @@ func (e Event) Reason() string {
 }
 
 // Message is the human text for this observation, shared by conditions and
-// Kubernetes Events. For an active event it ends with
-// "not before <RFC 3339 UTC>": the controller reads the deadline from there.
+// Kubernetes Events. For an active event it ends with the action time as
+// deadline.Suffix writes it: the controller reads the deadline from there.
 func (e Event) Message() string {
 	if e.Status.Terminal() {
 		return e.Type + " scheduled for " + formatUTC(e.ActionTime) +
 			" was " + string(e.Status) + " (logged " + formatHostTime(e.LoggedAt) + " host time)"
 	}
-	return e.Type + " is " + string(e.Status) + ", not before " + formatUTC(e.ActionTime)
+	return e.Type + " is " + string(e.Status) + ", " + deadline.Suffix(e.ActionTime)
 }
 
 // String renders the event as a canonical log line, with level WARNING as the

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nodewarden/nodewarden/internal/deadline"
 )
 
 func utc(s string) time.Time {
@@ -240,6 +242,12 @@ func TestEventReasonAndMessage(t *testing.T) {
 		}
 		if got := tt.e.Message(); got != tt.wantMessage {
 			t.Errorf("Message() = %q, want %q", got, tt.wantMessage)
+		}
+		// What the controller reads: the action time while the event is
+		// active, nothing once it is over.
+		at, ok := deadline.Parse(tt.e.Message())
+		if ok != tt.e.Status.Active() || ok && !at.Equal(tt.e.ActionTime) {
+			t.Errorf("deadline.Parse(%q) = %v, %v; want %v only if active", tt.e.Message(), at, ok, tt.e.ActionTime)
 		}
 	}
 }

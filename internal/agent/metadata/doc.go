@@ -10,9 +10,10 @@
 // feeds them to a hostevent.Tracker with a Mapping, exactly like the host
 // event log source. So the condition semantics are the host event log's:
 // True while an event is active, with the reason <Type><Status> and a
-// message ending "not before <RFC 3339>" that the controller reads as the
-// deadline; False with the terminal status, or NoHostEvent; one Kubernetes
-// Event per new (type, status, time), with a key stable across restarts.
+// message ending "not before <RFC 3339>" (package deadline) that the
+// controller reads as the deadline; False with the terminal status, or
+// NoHostEvent; one Kubernetes Event per new (type, status, time), with a key
+// stable across restarts.
 //
 // Event types are named after their cloud: AWS.SystemReboot,
 // AWS.SpotTerminate, Azure.Freeze, GCP.TerminateOnHostMaintenance,

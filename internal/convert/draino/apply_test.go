@@ -28,11 +28,15 @@ func TestConvertedPoliciesApply(t *testing.T) {
 		t.Fatalf("no testdata/*.args: %v", err)
 	}
 	// Plus a policy whose --node-label-expr could not be converted (the
-	// placeholder selector must be valid too), and zero budgets (which must
-	// survive omitzero).
+	// placeholder selector must be valid too), zero budgets (which must
+	// survive omitzero), and Draino evicting DaemonSet pods (which the CRD
+	// refuses together with the cordon Draino always set).
 	extra := [][]string{
 		{"--node-label-expr=metadata.labels.a == 'x' || metadata.labels.b == 'y'", "--skip-drain", "X"},
 		{"--max-notready-nodes=0", "--max-simultaneous-cordon=0%", "X"},
+		{"--evict-daemonset-pods", "X"},
+		{"--evict-daemonset-pods", "--skip-drain", "X"},
+		{"--do-not-evict-pod-controlled-by=StatefulSet", "X"},
 	}
 	var cases [][]string
 	for _, f := range files {

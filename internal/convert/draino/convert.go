@@ -98,6 +98,8 @@ func newPolicy() *v1alpha1.RemediationPolicy {
 				Timeout:            metav1.Duration{Duration: drainoMaxGracePeriod + drainoEvictionHeadroom},
 				GracePeriodSeconds: ptr.To(int64(drainoMaxGracePeriod.Seconds())),
 				EvictEmptyDirPods:  ptr.To(false),
+				MaxAttempts:        3,
+				RetryBackoff:       &metav1.Duration{Duration: time.Minute},
 			},
 			UncordonOnRecovery: ptr.To(true),
 			MaxConcurrent:      intstr.FromInt32(1),
@@ -279,11 +281,19 @@ func (c *converter) drain() error {
 			}
 		}
 	}
-	d.EvictDaemonSetPods = evictDaemonSet
+	// drain.evictDaemonSetPods stays false: Draino always cordoned, and the
+	// API server refuses evictDaemonSetPods with a cordon.
 	d.EvictEmptyDirPods = ptr.To(evictEmptyDir)
 	d.EvictUnreplicatedPods = evictUnreplicated
 	if !c.drainEnabled() {
+		if evictDaemonSet && c.cl.has("evict-daemonset-pods") {
+			c.warnf("--evict-daemonset-pods: not needed: --skip-drain turns draining off")
+		}
 		return nil
+	}
+	if evictDaemonSet {
+		c.warnf("%s: not carried over: drain.evictDaemonSetPods stays false and DaemonSet pods stay on the node. DaemonSet pods tolerate the cordon, so each one evicted comes straight back: Draino restarted them and reported success, while nodewarden's drain would never finish, and the API server refuses drain.evictDaemonSetPods with cordon: true. To move them off, write a policy with cordon: false and a NoSchedule taint the DaemonSets do not tolerate",
+			c.daemonSetSource())
 	}
 	if !evictStatefulSet {
 		c.warnf("%s: Draino left StatefulSet pods on the node; nodewarden has no such exemption and evicts them like any replicated pod, honouring their PodDisruptionBudgets. To keep them, annotate them and list the annotation in drain.protectedPodAnnotations",
@@ -307,6 +317,15 @@ func (c *converter) exemptionSource(evictFlag, kind string) string {
 		return "--do-not-evict-pod-controlled-by=" + kind
 	}
 	return "without --" + evictFlag
+}
+
+// daemonSetSource names what made Draino evict DaemonSet pods: the upstream
+// flag, or the fork's --do-not-evict-pod-controlled-by without DaemonSet.
+func (c *converter) daemonSetSource() string {
+	if c.cl.has("do-not-evict-pod-controlled-by") {
+		return "--do-not-evict-pod-controlled-by without DaemonSet"
+	}
+	return "--evict-daemonset-pods"
 }
 
 // describeSetting says where a value came from, for warnings.

@@ -105,10 +105,17 @@ func TestFlags(t *testing.T) {
 			wantWarn: []string{"--drain-buffer (30m0s): not expressible"},
 		},
 		{
-			name:   "evict-daemonset-pods",
-			args:   []string{"--evict-daemonset-pods"},
-			want:   func(p *v1alpha1.RemediationPolicy) { p.Spec.Drain.EvictDaemonSetPods = true },
-			noWarn: []string{"DaemonSet"},
+			name:     "evict-daemonset-pods is not carried over: Draino always cordoned",
+			args:     []string{"--evict-daemonset-pods"},
+			want:     func(*v1alpha1.RemediationPolicy) {},
+			wantWarn: []string{"--evict-daemonset-pods: not carried over", "refuses drain.evictDaemonSetPods with cordon: true", "cordon: false and a NoSchedule taint"},
+		},
+		{
+			name:     "evict-daemonset-pods with skip-drain",
+			args:     []string{"--evict-daemonset-pods", "--skip-drain"},
+			want:     func(p *v1alpha1.RemediationPolicy) { p.Spec.Drain.Enabled = ptr.To(false) },
+			wantWarn: []string{"--evict-daemonset-pods: not needed: --skip-drain"},
+			noWarn:   []string{"not carried over"},
 		},
 		{
 			name:   "evict-emptydir-pods",
@@ -139,10 +146,12 @@ func TestFlags(t *testing.T) {
 			name: "do-not-evict-pod-controlled-by (fork) replaces the default list",
 			args: []string{"--do-not-evict-pod-controlled-by=StatefulSets.apps"},
 			want: func(p *v1alpha1.RemediationPolicy) {
-				p.Spec.Drain.EvictDaemonSetPods = true
 				p.Spec.Drain.EvictUnreplicatedPods = true
 			},
-			wantWarn: []string{"--do-not-evict-pod-controlled-by=StatefulSet: Draino left StatefulSet pods"},
+			wantWarn: []string{
+				"--do-not-evict-pod-controlled-by=StatefulSet: Draino left StatefulSet pods",
+				"--do-not-evict-pod-controlled-by without DaemonSet: not carried over",
+			},
 		},
 		{
 			name: "do-not-evict-pod-controlled-by with uncontrolled, DaemonSet and another kind",
