@@ -257,6 +257,10 @@ func (c *converter) drain() error {
 			d.Timeout.Duration, describeSetting(c.cl, "max-grace-period", grace), describeSetting(c.cl, "eviction-headroom", headroom), seconds)
 	}
 
+	if err := c.retries(d); err != nil {
+		return err
+	}
+
 	evictDaemonSet := c.cl.boolean("evict-daemonset-pods", false)
 	evictStatefulSet := c.cl.boolean("evict-statefulset-pods", false)
 	evictEmptyDir := c.cl.boolean("evict-emptydir-pods", false)
@@ -341,6 +345,41 @@ func describeSetting(cl *cmdline, flag string, v time.Duration) string {
 func normalizeKind(s string) string {
 	k, _, _ := strings.Cut(strings.TrimSpace(s), ".")
 	return strings.TrimSuffix(strings.ToLower(k), "s")
+}
+
+// retries maps the DataDog fork's drain retries: --max-drain-attempts-before-fail
+// to drain.maxAttempts, --retry-backoff-delay to drain.retryBackoff.
+func (c *converter) retries(d *v1alpha1.DrainSpec) error {
+	if c.cl.has("max-drain-attempts-before-fail") {
+		v := c.cl.last("max-drain-attempts-before-fail")
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("--max-drain-attempts-before-fail=%s: not a whole number", v)
+		}
+		// The fork's 0 meant "retry forever"; nodewarden always has a limit.
+		switch clamped := min(max(n, 1), 100); {
+		case n == 0:
+			c.warnf("--max-drain-attempts-before-fail=0: Draino retried forever; drain.maxAttempts is at most 100, then the node stays DrainFailed (NodewardenNodeStuck fires) for a human")
+			d.MaxAttempts = 100
+		case clamped != n:
+			c.warnf("--max-drain-attempts-before-fail=%d: drain.maxAttempts is at most 100", n)
+			d.MaxAttempts = int32(clamped)
+		default:
+			d.MaxAttempts = int32(n)
+		}
+	}
+	backoff, err := c.duration("retry-backoff-delay", time.Minute)
+	if err != nil {
+		return err
+	}
+	if backoff <= 0 {
+		return fmt.Errorf("--retry-backoff-delay=%s: drain.retryBackoff must be positive", c.cl.last("retry-backoff-delay"))
+	}
+	if c.cl.has("retry-backoff-delay") {
+		c.warnf("--retry-backoff-delay=%s: drain.retryBackoff waits that long after the first failed drain and doubles it after each further one (at most 1h); Draino waited the same delay every time", backoff)
+	}
+	d.RetryBackoff = &metav1.Duration{Duration: backoff}
+	return nil
 }
 
 func (c *converter) duration(flag string, def time.Duration) (time.Duration, error) {

@@ -310,7 +310,7 @@ func TestFlags(t *testing.T) {
 			name:     "unsupported flags are warnings",
 			args:     []string{"--allow-force-delete", "--max-simultaneous-cordon-for-labels=2,app,shard", "--max-pending-pods=10", "--storage-class-allows-pv-deletion=local"},
 			want:     func(*v1alpha1.RemediationPolicy) {},
-			wantWarn: []string{"--allow-force-delete: not supported", "--max-simultaneous-cordon-for-labels: not expressible in one policy", "--max-pending-pods: not expressible", "--storage-class-allows-pv-deletion: not supported"},
+			wantWarn: []string{"--allow-force-delete: not carried over", "--max-simultaneous-cordon-for-labels: not expressible in one policy", "--max-pending-pods: not expressible", "--storage-class-allows-pv-deletion: not supported"},
 		},
 		{
 			name:     "a boolean at Draino's default is a no-op",
@@ -332,6 +332,23 @@ func TestFlags(t *testing.T) {
 				p.Spec.Drain.Timeout.Duration = 12 * time.Minute
 			},
 			wantWarn: []string{`--max-grace-period: given 2 times; the last value ("2m") is used`},
+		},
+		{
+			name: "drain retries (the fork)",
+			args: []string{"--max-drain-attempts-before-fail=5", "--retry-backoff-delay=23m"},
+			want: func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.Drain.MaxAttempts = 5
+				p.Spec.Drain.RetryBackoff = &metav1.Duration{Duration: 23 * time.Minute}
+			},
+			wantWarn: []string{"--retry-backoff-delay=23m0s: drain.retryBackoff waits that long after the first failed drain and doubles it"},
+		},
+		{
+			name: "drain retries forever (the fork's 0)",
+			args: []string{"--max-drain-attempts-before-fail=0"},
+			want: func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.Drain.MaxAttempts = 100
+			},
+			wantWarn: []string{"--max-drain-attempts-before-fail=0: Draino retried forever"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -451,6 +468,7 @@ func TestEveryFlagConvertsOrReports(t *testing.T) {
 		"max-notready-nodes":             "3",
 		"config-name":                    "pool-a",
 		"max-grace-period":               "2m",
+		"max-drain-attempts-before-fail": "5",
 	}
 	base, _, err := Convert([]string{"KernelDeadlock"}, Options{})
 	if err != nil {

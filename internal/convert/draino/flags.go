@@ -51,12 +51,10 @@ var flags = []flagDef{
 	{name: "do-not-evict-pod-controlled-by", kind: csvListFlag, mapped: true},
 	{name: "protected-pod-annotation", kind: listFlag, mapped: true},
 	{name: "ignore-safe-to-evict-annotation", kind: boolFlag, mapped: true},
-	{name: "allow-force-delete", kind: boolFlag, note: "not supported: nodewarden never deletes pods, it only evicts them through the Eviction API " +
-		"(its ServiceAccount has no delete permission on pods); a pod that does not go away makes the drain end DrainFailed at drain.timeout"},
-	{name: "max-drain-attempts-before-fail", kind: valueFlag, note: "not expressible: nodewarden bounds a drain by time (drain.timeout), not by attempts; " +
-		"within it, evictions refused by a PodDisruptionBudget are retried honouring Retry-After"},
-	{name: "retry-backoff-delay", kind: valueFlag, note: "not expressible: nodewarden retries refused evictions honouring their Retry-After, " +
-		"and does not reschedule a failed drain (the node stays cordoned as DrainFailed until it recovers or a human steps in)"},
+	{name: "allow-force-delete", kind: boolFlag, note: "not carried over: nodewarden deletes pods only with the opt-in drain.forceAfter (a duration after the first drain started, after which the pods left are deleted ignoring their PodDisruptionBudgets), " +
+		"which also needs the optional RBAC of docs/security.md; set both by hand if you want that"},
+	{name: "max-drain-attempts-before-fail", kind: valueFlag, mapped: true},
+	{name: "retry-backoff-delay", kind: valueFlag, mapped: true},
 	{name: "min-eviction-timeout", kind: valueFlag, note: "not expressible: drain.timeout bounds the whole drain and drain.gracePeriodSeconds caps each pod's grace period"},
 	{name: "pod-warmup-delay-extension", kind: valueFlag, note: "not supported: nodewarden does not wait for replacement pods to warm up; PodDisruptionBudgets are what pace evictions"},
 	{name: "opt-in-pod-annotation", kind: listFlag, note: "not supported: nodewarden has no per-pod opt-in; use drain.evictEmptyDirPods and drain.evictUnreplicatedPods"},
