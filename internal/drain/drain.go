@@ -1,5 +1,6 @@
 // Package drain empties one cordoned node through the Eviction API, so that
-// PodDisruptionBudgets are honoured: it never deletes a pod itself.
+// PodDisruptionBudgets are honoured. It only evicts and reports: what the
+// node's state becomes is the caller's decision.
 //
 // Drain looks at the node's pods, judges each (see Judge), evicts what may be
 // evicted with bounded parallelism, waits, and looks again, until nothing is
@@ -14,8 +15,24 @@
 // before anything is evicted, like `kubectl drain` without --force. Leaving
 // such a pod silently would report Drained for a node that still runs it;
 // evicting the others first would disrupt workloads for a drain that cannot
-// finish. Skipped pods (mirror, DaemonSet, finished) stay on the node and do
-// not fail the drain.
+// finish. A pod that more than one PodDisruptionBudget selects fails the
+// drain too, as soon as the Eviction API refuses it: no retry can evict it.
+// Skipped pods (mirror, DaemonSet, finished) stay on the node and do not
+// fail the drain.
+//
+// Grace periods fit the deadline: a pod whose grace period would run past it
+// is given the whole seconds left instead, but at least MinGracePeriod, as
+// aws-node-termination-handler does for a spot notice. A pod killed at the
+// deadline by the platform gets no grace at all; a short one is better.
+//
+// Options.Force is the only path that deletes pods directly (the Pods API,
+// not the Eviction API), and so the only one that disrupts more than a
+// PodDisruptionBudget allows. It exists for the controller's opt-in
+// drain.forceAfter escalation: a budget that never allows a disruption, or a
+// pod that several budgets select, would otherwise hold a node that must go
+// until its platform deadline kills the pods without a grace period. Force
+// changes how a pod goes, not which pods go: blocked pods still fail the
+// drain, so protected pods are never touched.
 //
 // Pods are listed by spec.nodeName from the API server each time, never from
 // a cluster-wide cache, so memory does not grow with the cluster's pod count.
@@ -25,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +74,16 @@ const (
 	// maxPodsInMessage keeps error messages (and the Events made of them)
 	// readable on a node with a hundred pods.
 	maxPodsInMessage = 5
+	// maxDescription bounds Result.BlockedBy (and the pod list of an
+	// error), which the controller writes into a Node annotation and the
+	// policy status: read with kubectl, on every node it holds.
+	maxDescription = 500
 )
+
+// MinGracePeriod is as short as the deadline makes a pod's grace period: a
+// process needs a few seconds after SIGTERM to stop taking work and flush
+// what it holds, even when the deadline is (nearly) here.
+const MinGracePeriod = 5 * time.Second
 
 var (
 	// ErrTimeout: the deadline passed with pods still to evict or to wait for.
@@ -78,6 +105,9 @@ type Options struct {
 	ProtectedPodAnnotations []string
 	// Parallelism bounds concurrent evictions; 0 means DefaultParallelism.
 	Parallelism int
+	// Force deletes the pods that would be evicted instead of evicting
+	// them, ignoring PodDisruptionBudgets (see the package comment).
+	Force bool
 }
 
 // OptionsFrom turns a policy's DrainSpec into Options, with the CRD's
@@ -109,8 +139,11 @@ type Drainer struct {
 	// OnEvicted is called when the API server accepted a pod's eviction,
 	// e.g. to record an Event.
 	OnEvicted func(pod *corev1.Pod)
-	// OnRetry is called when an eviction was refused and will be tried
-	// again, e.g. for the eviction-retries metric;
+	// OnDeleted is called when, with Options.Force, the API server accepted
+	// a pod's deletion: an operator wants to tell these from evictions.
+	OnDeleted func(pod *corev1.Pod)
+	// OnRetry is called when an eviction (or deletion) was refused and
+	// will be tried again, e.g. for the eviction-retries metric;
 	// apierrors.IsTooManyRequests(err) tells a PodDisruptionBudget refusal
 	// from other failures.
 	OnRetry func(pod *corev1.Pod, err error)
@@ -120,6 +153,9 @@ type Drainer struct {
 type Result struct {
 	// Evicted counts the evictions the API server accepted in this call.
 	Evicted int
+	// Deleted counts the deletions (Options.Force) the API server accepted
+	// in this call.
+	Deleted int
 	// Retries counts evictions refused with 429 (a PodDisruptionBudget)
 	// and tried again.
 	Retries int
@@ -129,6 +165,17 @@ type Result struct {
 	// on purpose, and those that failed the drain.
 	Skipped []PodRef
 	Blocked []PodRef
+	// BlockedBy says, when the drain did not finish, what it still waits
+	// for or what failed it, in one line of at most 500 bytes for a Node
+	// annotation and the policy status: up to 5 pods, why each is still
+	// there, and how many more, e.g. "web/web-6d4 (eviction refused: The
+	// disruption budget web needs 3 healthy pods and has 3 currently), and
+	// 2 more". Empty when the node was drained.
+	BlockedBy string
+	// Terminating counts the pods left at the end that were terminating:
+	// evicted or deleted, and not gone. Pods that stay terminating usually
+	// mean a kubelet that is gone, which only the caller can tell.
+	Terminating int
 }
 
 // PodRef names a pod and says why it is mentioned.
@@ -146,18 +193,19 @@ func (p PodRef) String() string {
 
 // Drain evicts the pods of node nodeName and waits until they are gone.
 // It returns nil when nothing is left to evict or wait for; an error
-// wrapping ErrBlocked or ErrTimeout when the drain failed (the node should be
-// marked DrainFailed); ctx's error when ctx ended first (the node was
-// released, or the controller stops: the drain is not failed, and calling
-// Drain again resumes it). The deadline is the caller's: the controller
-// counts it from the node's Draining state-since, so a resumed drain keeps
-// the deadline it had from the start.
+// wrapping ErrBlocked or ErrTimeout when the drain failed, with
+// Result.BlockedBy saying why; ctx's error when ctx ended first (the node
+// was released, or the controller stops: calling Drain again resumes it).
+// The deadline is the caller's: the controller counts it from the node's
+// Draining state-since and caps it at the trigger's own deadline, so a
+// resumed drain keeps the deadline it had from the start, and grace periods
+// fit it.
 func (d *Drainer) Drain(ctx context.Context, nodeName string, opts Options, deadline time.Time) (Result, error) {
 	opts = opts.withDefaults()
 	drainCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	log := d.Log.WithValues("node", nodeName)
-	p := &progress{refusals: map[types.UID]refusal{}, evictedUIDs: map[types.UID]bool{}}
+	p := newProgress(opts.Force)
 
 	var left plan
 	for drainCtx.Err() == nil {
@@ -168,21 +216,25 @@ func (d *Drainer) Drain(ctx context.Context, nodeName string, opts Options, dead
 		left = planDrain(pods, opts)
 		p.setLeft(left)
 		if len(left.blocked) > 0 {
-			return p.result(), fmt.Errorf("%w: %s", ErrBlocked, describe(left.blocked))
+			return p.block(left, left.blocked)
 		}
 		if len(left.evict)+len(left.wait) == 0 {
 			res := p.result()
-			log.Info("drained", "evicted", res.Evicted, "retries", res.Retries, "skipped", len(res.Skipped))
+			log.Info("drained", "evicted", res.Evicted, "deleted", res.Deleted, "retries", res.Retries, "skipped", len(res.Skipped))
 			return res, nil
 		}
-		d.evictAll(drainCtx, p.due(left.evict, time.Now()), opts, p)
+		d.evictAll(drainCtx, p.due(left.evict, time.Now()), opts, deadline, p)
+		if refused := p.refusedForGood(); len(refused) > 0 {
+			return p.block(left, refused)
+		}
 		sleep(drainCtx, pollInterval) // let evicted pods terminate before looking again
 	}
 
+	res, why := p.stuck(left)
 	if ctx.Err() != nil {
-		return p.result(), fmt.Errorf("drain interrupted: %w", ctx.Err())
+		return res, fmt.Errorf("drain interrupted: %w", ctx.Err())
 	}
-	return p.result(), fmt.Errorf("%w at %s: %s", ErrTimeout, deadline.UTC().Format(time.RFC3339), p.describeLeft(left))
+	return res, fmt.Errorf("%w at %s: %s", ErrTimeout, deadline.UTC().Format(time.RFC3339), why)
 }
 
 // plan is what one look at the node found.
@@ -231,17 +283,20 @@ func (d *Drainer) podsOnNode(ctx context.Context, nodeName string, p *progress) 
 // evictAll tries each pod's eviction once, at most opts.Parallelism at a
 // time. A refused pod does not hold a worker while it waits for its retry:
 // pods behind a PDB that allows nothing must not keep the others waiting.
-func (d *Drainer) evictAll(ctx context.Context, pods []*corev1.Pod, opts Options, p *progress) {
+func (d *Drainer) evictAll(ctx context.Context, pods []*corev1.Pod, opts Options, deadline time.Time, p *progress) {
 	queue := make(chan *corev1.Pod)
 	var wg sync.WaitGroup
 	for range min(opts.Parallelism, len(pods)) {
 		wg.Go(func() {
 			for pod := range queue {
-				d.evict(ctx, pod, opts, p)
+				d.evict(ctx, pod, opts, deadline, p)
 			}
 		})
 	}
 	for _, pod := range pods {
+		if len(p.refusedForGood()) > 0 {
+			break // the drain has failed: disrupt no other workload for it
+		}
 		select {
 		case queue <- pod:
 		case <-ctx.Done():
@@ -251,24 +306,20 @@ func (d *Drainer) evictAll(ctx context.Context, pods []*corev1.Pod, opts Options
 	wg.Wait()
 }
 
-func (d *Drainer) evict(ctx context.Context, pod *corev1.Pod, opts Options, p *progress) {
-	eviction := &policyv1.Eviction{
-		ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
-		DeleteOptions: &metav1.DeleteOptions{
-			GracePeriodSeconds: gracePeriod(pod, opts.GracePeriodSeconds),
-			// A pod recreated under the same name (a StatefulSet's) is a
-			// different pod, possibly on another node: not ours to evict.
-			Preconditions: metav1.NewUIDPreconditions(string(pod.UID)),
-		},
-	}
+// evict evicts pod (with Force, deletes it) once, and records how it went.
+func (d *Drainer) evict(ctx context.Context, pod *corev1.Pod, opts Options, deadline time.Time, p *progress) {
 	log := d.Log.WithValues("node", pod.Spec.NodeName, "pod", ref(pod, "").String())
-	err := d.Client.PolicyV1().Evictions(pod.Namespace).Evict(ctx, eviction)
+	err := d.remove(ctx, pod, opts, deadline)
 	switch {
 	case err == nil:
-		p.evicted(pod)
-		log.V(1).Info("evicted")
-		if d.OnEvicted != nil {
-			d.OnEvicted(pod)
+		p.removed(pod)
+		log.V(1).Info(p.removedVerb())
+		hook := d.OnEvicted
+		if opts.Force {
+			hook = d.OnDeleted
+		}
+		if hook != nil {
+			hook(pod)
 		}
 		return
 	case apierrors.IsNotFound(err), apierrors.IsConflict(err):
@@ -276,6 +327,10 @@ func (d *Drainer) evict(ctx context.Context, pod *corev1.Pod, opts Options, p *p
 		// node tells whether anything is left to do.
 		return
 	case ctx.Err() != nil:
+		return
+	case isMultiplePDBRefusal(err):
+		log.Info("eviction refused for good", "reason", reasonMultiplePDBs)
+		p.refuseForGood(pod, reasonMultiplePDBs)
 		return
 	}
 
@@ -288,7 +343,7 @@ func (d *Drainer) evict(ctx context.Context, pod *corev1.Pod, opts Options, p *p
 		}
 		log.V(1).Info("eviction refused; will retry", "reason", reason(err), "after", delay)
 	} else {
-		log.Error(err, "eviction failed; will retry", "after", delay)
+		log.Error(err, "removing the pod failed; will retry", "after", delay)
 	}
 	// Jitter keeps the pods of one drain (and several drains) from knocking
 	// on the same PDB in step.
@@ -298,16 +353,56 @@ func (d *Drainer) evict(ctx context.Context, pod *corev1.Pod, opts Options, p *p
 	}
 }
 
+// remove asks the API server to evict pod or, with Force, to delete it.
+func (d *Drainer) remove(ctx context.Context, pod *corev1.Pod, opts Options, deadline time.Time) error {
+	options := metav1.DeleteOptions{
+		GracePeriodSeconds: gracePeriod(pod, opts.GracePeriodSeconds, time.Until(deadline)),
+		// A pod recreated under the same name (a StatefulSet's) is a
+		// different pod, possibly on another node: not ours to evict.
+		Preconditions: metav1.NewUIDPreconditions(string(pod.UID)),
+	}
+	if opts.Force {
+		return d.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, options)
+	}
+	return d.Client.PolicyV1().Evictions(pod.Namespace).Evict(ctx, &policyv1.Eviction{
+		ObjectMeta:    metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace},
+		DeleteOptions: &options,
+	})
+}
+
+// reasonMultiplePDBs says why a pod that several PodDisruptionBudgets
+// select blocks the drain.
+const reasonMultiplePDBs = "more than one PodDisruptionBudget selects it, which the Eviction API does not support"
+
+// isMultiplePDBRefusal tells the API server's refusal to evict a pod that
+// more than one PodDisruptionBudget selects: no retry can succeed until
+// someone changes the budgets. k8s.io/kubernetes
+// pkg/registry/core/pod/storage/eviction.go (EvictionREST.Create) returns it
+// as a bare Status, code 500 and no reason, so the message is all there is to
+// tell it from a server fault (which is worth retrying).
+func isMultiplePDBRefusal(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	s := status.Status()
+	return s.Code == http.StatusInternalServerError &&
+		strings.Contains(strings.ToLower(s.Message), "more than one poddisruptionbudget")
+}
+
 // progress is what a Drain call did so far; its workers update it together.
 type progress struct {
-	mu  sync.Mutex
-	res Result
+	mu    sync.Mutex
+	force bool
+	res   Result
 	// refusals is each refused pod's last refusal and when to try again.
 	refusals map[types.UID]refusal
-	// evictedUIDs are the pods whose eviction was accepted, which the last
-	// look at the node may predate.
-	evictedUIDs map[types.UID]bool
-	listErr     error
+	// removedUIDs are the pods whose eviction (or deletion) was accepted,
+	// which the last look at the node may predate.
+	removedUIDs map[types.UID]bool
+	// forGood are the pods whose eviction no retry can bring about.
+	forGood []PodRef
+	listErr error
 }
 
 type refusal struct {
@@ -315,11 +410,26 @@ type refusal struct {
 	notBefore time.Time
 }
 
-func (p *progress) evicted(pod *corev1.Pod) {
+func newProgress(force bool) *progress {
+	return &progress{force: force, refusals: map[types.UID]refusal{}, removedUIDs: map[types.UID]bool{}}
+}
+
+func (p *progress) removedVerb() string {
+	if p.force {
+		return "deleted"
+	}
+	return "evicted"
+}
+
+func (p *progress) removed(pod *corev1.Pod) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.res.Evicted++
-	p.evictedUIDs[pod.UID] = true
+	if p.force {
+		p.res.Deleted++
+	} else {
+		p.res.Evicted++
+	}
+	p.removedUIDs[pod.UID] = true
 	delete(p.refusals, pod.UID)
 }
 
@@ -332,6 +442,18 @@ func (p *progress) refused(pod *corev1.Pod, err error, retryAt time.Time) {
 		p.res.Errors++
 	}
 	p.refusals[pod.UID] = refusal{err: err, notBefore: retryAt}
+}
+
+func (p *progress) refuseForGood(pod *corev1.Pod, why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.forGood = append(p.forGood, ref(pod, why))
+}
+
+func (p *progress) refusedForGood() []PodRef {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forGood
 }
 
 // due are the pods whose eviction may be tried now.
@@ -366,58 +488,118 @@ func (p *progress) result() Result {
 	return p.res
 }
 
-// describeLeft says what kept the drain from finishing: the pods of the last
-// look at the node and why each was still there.
-func (p *progress) describeLeft(left plan) string {
+// block ends a drain that blocked pods fail, left being the last look at
+// the node.
+func (p *progress) block(left plan, blocked []PodRef) (Result, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.listErr != nil {
-		return "listing the node's pods failed: " + p.listErr.Error()
+	res := p.res
+	_, res.Terminating = p.whyLeft(left)
+	res.Blocked, res.BlockedBy = blocked, describe(blocked)
+	return res, fmt.Errorf("%w: %s", ErrBlocked, res.BlockedBy)
+}
+
+// stuck ends a drain that ran out of time, left being the last look at the
+// node; why is the end of its error.
+func (p *progress) stuck(left plan) (res Result, why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	res = p.res
+	refs, terminating := p.whyLeft(left)
+	res.Terminating = terminating
+	switch {
+	case p.listErr != nil:
+		res.BlockedBy = describeLine("listing the node's pods failed: " + p.listErr.Error())
+		why = res.BlockedBy
+	case len(refs) == 0:
+		res.BlockedBy = "the node's pods were not listed in time"
+		why = res.BlockedBy
+	default:
+		res.BlockedBy = describe(refs)
+		why = fmt.Sprintf("%d pods left: %s", len(refs), res.BlockedBy)
 	}
-	var refs []PodRef
+	return res, why
+}
+
+// whyLeft says why each pod of the last look at the node is still there,
+// and counts those that are terminating. p.mu must be held.
+func (p *progress) whyLeft(left plan) (refs []PodRef, terminating int) {
 	for _, pod := range left.evict {
 		why := "not evicted yet"
 		if r, ok := p.refusals[pod.UID]; ok {
 			why = "eviction refused: " + reason(r.err)
-		} else if p.evictedUIDs[pod.UID] {
-			why = "evicted, waiting for it to go"
+			if p.force {
+				why = "deletion failed: " + reason(r.err)
+			}
+		} else if p.removedUIDs[pod.UID] {
+			why = p.removedVerb() + ", waiting for it to go"
+			terminating++
 		}
 		refs = append(refs, ref(pod, why))
 	}
 	for _, pod := range left.wait {
 		refs = append(refs, ref(pod, "still terminating"))
+		terminating++
 	}
-	if len(refs) == 0 {
-		return "the node's pods were not listed in time"
-	}
-	return fmt.Sprintf("%d pods left: %s", len(refs), describe(refs))
+	return refs, terminating
 }
 
-// reason is an API error's message with the causes the server gives, which
-// carry the useful part of a PDB refusal ("The disruption budget web needs
-// 3 healthy pods and has 3 currently").
+// reason is an API error's message with the causes the server gives. A
+// PodDisruptionBudget's causes carry the useful part of its refusal ("The
+// disruption budget web needs 3 healthy pods and has 3 currently"), and its
+// message only says again that a budget refused: the causes alone stand for
+// it, so that one line names more pods.
 func reason(err error) string {
 	var status apierrors.APIStatus
 	if !errors.As(err, &status) || status.Status().Details == nil {
 		return err.Error()
 	}
-	parts := []string{status.Status().Message}
+	all := []string{status.Status().Message}
+	var budgets []string
 	for _, c := range status.Status().Details.Causes {
-		parts = append(parts, c.Message)
+		all = append(all, c.Message)
+		if c.Type == policyv1.DisruptionBudgetCause {
+			budgets = append(budgets, c.Message)
+		}
 	}
-	return strings.Join(parts, " ")
+	if len(budgets) > 0 {
+		return strings.Join(budgets, " ")
+	}
+	return strings.Join(all, " ")
 }
 
+// describe names refs in one line of at most maxDescription bytes: as many
+// of the first maxPodsInMessage as fit, then how many more there are.
 func describe(refs []PodRef) string {
-	var names []string
+	// Room is kept for the count of the pods that do not fit.
+	const room = maxDescription - len(", and 99999 more")
+	var b strings.Builder
 	for i, r := range refs {
-		if i == maxPodsInMessage {
-			names = append(names, fmt.Sprintf("and %d more", len(refs)-i))
+		s := describeLine(r.String())
+		if i > 0 {
+			s = ", " + s
+		}
+		if i == maxPodsInMessage || (i > 0 && b.Len()+len(s) > room) {
+			fmt.Fprintf(&b, ", and %d more", len(refs)-i)
 			break
 		}
-		names = append(names, r.String())
+		b.WriteString(truncate(s, room))
 	}
-	return strings.Join(names, ", ")
+	return b.String()
+}
+
+// describeLine makes s one line of at most maxDescription bytes: error
+// messages (from webhooks, say) may span lines.
+func describeLine(s string) string {
+	return truncate(strings.Join(strings.Fields(s), " "), maxDescription)
+}
+
+func truncate(s string, n int) string {
+	const ellipsis = "..."
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n-len(ellipsis)], "") + ellipsis
 }
 
 func ref(pod *corev1.Pod, why string) PodRef {

@@ -3,6 +3,7 @@ package drain
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -101,17 +102,27 @@ func emptyDirVolume(pod *corev1.Pod) string {
 	return ""
 }
 
-// gracePeriod is the DeleteOptions.GracePeriodSeconds of the pod's eviction:
-// the pod's own period, shortened to limit when one is set. Nil lets the API
-// server apply the pod's own.
-func gracePeriod(pod *corev1.Pod, limit *int64) *int64 {
+// gracePeriod is the DeleteOptions.GracePeriodSeconds of the pod's eviction
+// when left is the time until the drain's deadline: the pod's own period,
+// shortened to limit when one is set, and to the whole seconds left when it
+// would run past the deadline, but not below MinGracePeriod. Whole seconds
+// rounded down, so that the kubelet's SIGKILL comes before the deadline, not
+// after. Nil lets the API server apply the pod's own.
+func gracePeriod(pod *corev1.Pod, limit *int64, left time.Duration) *int64 {
+	// The API server defaults the field; only pods made up in tests lack it.
+	period := int64(corev1.DefaultTerminationGracePeriodSeconds)
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		period = *pod.Spec.TerminationGracePeriodSeconds
+	}
+	if limit != nil {
+		period = min(period, *limit)
+	}
+	fit := max(int64(left/time.Second), int64(MinGracePeriod/time.Second))
+	if period > fit {
+		return &fit
+	}
 	if limit == nil {
 		return nil
 	}
-	own := int64(corev1.DefaultTerminationGracePeriodSeconds)
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		own = *pod.Spec.TerminationGracePeriodSeconds
-	}
-	period := min(own, *limit)
 	return &period
 }

@@ -1,15 +1,20 @@
 package drain
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
@@ -144,21 +149,31 @@ func TestGracePeriod(t *testing.T) {
 	own := func(s int64) func(*corev1.Pod) {
 		return func(p *corev1.Pod) { p.Spec.TerminationGracePeriodSeconds = &s }
 	}
+	const far = time.Hour
 	tests := []struct {
 		name  string
 		pod   *corev1.Pod
 		limit *int64
+		left  time.Duration
 		want  *int64
 	}{
-		{"no limit leaves the pod's own", pod(own(600)), nil, nil},
-		{"limit shortens a longer period", pod(own(600)), ptr.To[int64](60), ptr.To[int64](60)},
-		{"limit keeps a shorter period", pod(own(10)), ptr.To[int64](60), ptr.To[int64](10)},
-		{"unset period is the default 30s", pod(), ptr.To[int64](60), ptr.To[int64](30)},
-		{"limit 0 kills at once", pod(own(600)), ptr.To[int64](0), ptr.To[int64](0)},
+		{"no limit leaves the pod's own", pod(own(600)), nil, far, nil},
+		{"limit shortens a longer period", pod(own(600)), ptr.To[int64](60), far, ptr.To[int64](60)},
+		{"limit keeps a shorter period", pod(own(10)), ptr.To[int64](60), far, ptr.To[int64](10)},
+		{"unset period is the default 30s", pod(), ptr.To[int64](60), far, ptr.To[int64](30)},
+		{"limit 0 kills at once", pod(own(600)), ptr.To[int64](0), far, ptr.To[int64](0)},
+		{"a period that ends by the deadline stays the pod's own", pod(own(20)), nil, 20 * time.Second, nil},
+		{"the deadline shortens the pod's own", pod(own(300)), nil, 20 * time.Second, ptr.To[int64](20)},
+		{"to whole seconds, rounded down", pod(own(300)), nil, 19900 * time.Millisecond, ptr.To[int64](19)},
+		{"the deadline shortens a limit", pod(own(600)), ptr.To[int64](60), 30 * time.Second, ptr.To[int64](30)},
+		{"not below the floor", pod(own(300)), nil, time.Second, ptr.To[int64](5)},
+		{"not below the floor once the deadline passed", pod(own(300)), nil, -time.Minute, ptr.To[int64](5)},
+		{"a shorter own period is not raised to the floor", pod(own(3)), nil, time.Second, nil},
+		{"a limit below the floor is kept", pod(own(300)), ptr.To[int64](2), time.Second, ptr.To[int64](2)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := gracePeriod(tt.pod, tt.limit)
+			got := gracePeriod(tt.pod, tt.limit, tt.left)
 			if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
 				t.Errorf("gracePeriod = %v, want %v", show(got), show(tt.want))
 			}
@@ -194,25 +209,6 @@ func TestOptionsFrom(t *testing.T) {
 	}
 }
 
-func TestOutcome(t *testing.T) {
-	tests := []struct {
-		err    error
-		want   v1alpha1.NodeState
-		wantOK bool
-	}{
-		{nil, v1alpha1.StateDrained, true},
-		{fmt.Errorf("%w: 2 pods left", ErrTimeout), v1alpha1.StateDrainFailed, true},
-		{fmt.Errorf("%w: ns/p", ErrBlocked), v1alpha1.StateDrainFailed, true},
-		{fmt.Errorf("drain interrupted: %w", context.Canceled), "", false},
-	}
-	for _, tt := range tests {
-		got, ok := Outcome(tt.err)
-		if got != tt.want || ok != tt.wantOK {
-			t.Errorf("Outcome(%v) = %q, %v; want %q, %v", tt.err, got, ok, tt.want, tt.wantOK)
-		}
-	}
-}
-
 func TestMessagesStayShort(t *testing.T) {
 	var refs []PodRef
 	for i := range 8 {
@@ -221,16 +217,56 @@ func TestMessagesStayShort(t *testing.T) {
 	if got, want := describe(refs), "ns/p0, ns/p1, ns/p2, ns/p3, ns/p4, and 3 more"; got != want {
 		t.Errorf("describe = %q, want %q", got, want)
 	}
+
+	// What a PDB that allows nothing leaves: long reasons, as many pods as fit.
+	refs = nil
+	for i := range 8 {
+		refs = append(refs, PodRef{Namespace: "shop", Name: fmt.Sprintf("web-785c4fdc7c-%05d", i),
+			Reason: "eviction refused: The disruption budget web needs 10 healthy pods and has 10 currently"})
+	}
+	got := describe(refs)
+	if len(got) > maxDescription || !strings.HasPrefix(got, refs[0].String()+", "+refs[1].String()) || !strings.HasSuffix(got, " more") {
+		t.Errorf("describe = %q (%d bytes), want the first pods and a count of the others in at most %d bytes", got, len(got), maxDescription)
+	}
+
+	huge := []PodRef{{Namespace: "ns", Name: "p", Reason: "webhook said:\n" + strings.Repeat("é", 400)}}
+	got = describe(huge)
+	if len(got) > maxDescription || strings.Contains(got, "\n") || !utf8.ValidString(got) || !strings.HasPrefix(got, "ns/p (webhook said: é") {
+		t.Errorf("describe = %q (%d bytes), want one valid line of at most %d bytes", got, len(got), maxDescription)
+	}
 }
 
-func TestReasonIncludesPDBCause(t *testing.T) {
+func TestReasonIsThePDBCause(t *testing.T) {
 	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
-	err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: "DisruptionBudget", Message: "The disruption budget web needs 3 healthy pods and has 3 currently"}}
-	want := "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget web needs 3 healthy pods and has 3 currently"
-	if got := reason(err); got != want {
+	err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: policyv1.DisruptionBudgetCause, Message: "The disruption budget web needs 3 healthy pods and has 3 currently"}}
+	if got, want := reason(err), "The disruption budget web needs 3 healthy pods and has 3 currently"; got != want {
 		t.Errorf("reason = %q, want %q", got, want)
+	}
+	invalid := apierrors.NewInvalid(schema.GroupKind{Kind: "Eviction"}, "p", field.ErrorList{field.Invalid(field.NewPath("deleteOptions"), 1, "bad")})
+	if got := reason(invalid); !strings.HasPrefix(got, invalid.ErrStatus.Message+" ") {
+		t.Errorf("reason(invalid) = %q, want the message and its causes", got)
 	}
 	if got := reason(errors.New("boom")); got != "boom" {
 		t.Errorf("reason(plain error) = %q", got)
+	}
+}
+
+func TestMultiplePDBRefusal(t *testing.T) {
+	// As the API server sends it: a Status with code 500 and no reason.
+	multiple := apierrors.FromObject(&metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError,
+		Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."})
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{multiple, true},
+		{apierrors.NewInternalError(errors.New("etcd is down")), false},
+		{apierrors.NewTooManyRequests("more than one PodDisruptionBudget", 0), false},
+		{errors.New("This pod has more than one PodDisruptionBudget"), false},
+	}
+	for _, tt := range tests {
+		if got := isMultiplePDBRefusal(tt.err); got != tt.want {
+			t.Errorf("isMultiplePDBRefusal(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }
