@@ -189,7 +189,7 @@ func (d *Drains) run(ctx context.Context, node string, rp *v1alpha1.RemediationP
 		log.Info("drain cancelled")
 		return remediation.DrainReport{}, false
 	}
-	report := remediation.DrainReport{Attempt: o.Attempt, Succeeded: err == nil, Evicted: res.Evicted, Terminating: res.Terminating}
+	report := remediation.DrainReport{Attempt: o.Attempt, Succeeded: err == nil, Evicted: res.Evicted + res.Deleted, Terminating: res.Terminating}
 	result := string(v1alpha1.StateDrained)
 	if err != nil {
 		result = string(v1alpha1.StateDrainFailed)
