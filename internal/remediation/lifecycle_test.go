@@ -48,14 +48,6 @@ func (c *cluster) want(plan Plan, want ...string) {
 	}
 }
 
-func at(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t
-}
-
 // A pass that runs before the cache has seen the last cordon (a for: ran
 // out, nothing else changed) must still count that node: seen through
 // Writes, the second node waits; seen through the stale cache alone, it

@@ -352,7 +352,8 @@ func normalizeKind(s string) string {
 func (c *converter) retries(d *v1alpha1.DrainSpec) error {
 	if c.cl.has("max-drain-attempts-before-fail") {
 		v := c.cl.last("max-drain-attempts-before-fail")
-		n, err := strconv.Atoi(v)
+		parsed, err := strconv.ParseInt(v, 10, 32)
+		n := int(parsed)
 		if err != nil || n < 0 {
 			return fmt.Errorf("--max-drain-attempts-before-fail=%s: not a whole number", v)
 		}
@@ -365,7 +366,7 @@ func (c *converter) retries(d *v1alpha1.DrainSpec) error {
 			c.warnf("--max-drain-attempts-before-fail=%d: drain.maxAttempts is at most 100", n)
 			d.MaxAttempts = int32(clamped)
 		default:
-			d.MaxAttempts = int32(n)
+			d.MaxAttempts = int32(clamped)
 		}
 	}
 	backoff, err := c.duration("retry-backoff-delay", time.Minute)
