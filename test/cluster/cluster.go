@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,6 +41,14 @@ import (
 // KwokNodeAnnotation marks the nodes kwok simulates a kubelet for.
 const KwokNodeAnnotation = "kwok.x-k8s.io/node"
 
+// KwokDisregardAnnotation set to "true" on a Node or a Pod makes kwok leave
+// it alone (kwok's --disregard-status-with-annotation-selector): no status
+// updates, and a deleted pod is never finished, as with a kubelet that is
+// gone. (kwok also stops acting for a node whose Lease someone else holds,
+// but for pods only when its node controller happened to start before its
+// pod controller: kwok v0.8.0 starts them in map order.)
+const KwokDisregardAnnotation = "nodewarden.test/kwok-disregard"
+
 // Options tune a cluster. The zero value is a level-1 cluster with the CRDs
 // from config/crd/bases.
 type Options struct {
@@ -49,6 +58,12 @@ type Options struct {
 	CRDDirectories []string
 	// APIServerFlags are extra kube-apiserver flags, e.g. {"feature-gates": "..."}.
 	APIServerFlags map[string]string
+	// ControllerManagerFlags are extra kube-controller-manager flags
+	// ("--name=value"), given after the defaults, so they override them:
+	// e.g. "--node-monitor-grace-period=30s" for a test that needs the node
+	// lifecycle controller to mark a node whose heartbeats stopped NotReady
+	// (the default here, 1h, keeps that out of the way of other tests).
+	ControllerManagerFlags []string
 }
 
 // Cluster is a running control plane.
@@ -125,7 +140,7 @@ func New(opts Options) (c *Cluster, err error) {
 	if opts.Full {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if err := c.startControllers(ctx); err != nil {
+		if err := c.startControllers(ctx, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -201,7 +216,7 @@ func (c *Cluster) wrapBinaries(names ...string) (string, error) {
 	return dir, nil
 }
 
-func (c *Cluster) startControllers(ctx context.Context) error {
+func (c *Cluster) startControllers(ctx context.Context, opts Options) error {
 	certDir := c.Env.ControlPlane.APIServer.CertDir
 	kubeconfigFlags := []string{
 		"--kubeconfig=" + c.Kubeconfig,
@@ -215,20 +230,21 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.start(ctx, "kube-controller-manager", fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort),
-		append(kubeconfigFlags,
-			"--secure-port="+portString(kcmPort),
-			// Signs the ServiceAccount tokens the tokens controller would need;
-			// the same key envtest gave the API server.
-			"--service-account-private-key-file="+filepath.Join(certDir, "sa-signer.key"),
-			"--use-service-account-credentials=false",
-			"--controllers=*",
-			// Simulated nodes never go away on their own; keep eviction of
-			// pods from NotReady nodes out of the way of the tests.
-			"--node-monitor-grace-period=1h",
-			"--concurrent-deployment-syncs=10",
-			"--concurrent-replicaset-syncs=10",
-		)...); err != nil {
+	kcmFlags := append(slices.Clone(kubeconfigFlags),
+		"--secure-port="+portString(kcmPort),
+		// Signs the ServiceAccount tokens the tokens controller would need;
+		// the same key envtest gave the API server.
+		"--service-account-private-key-file="+filepath.Join(certDir, "sa-signer.key"),
+		"--use-service-account-credentials=false",
+		"--controllers=*",
+		// Simulated nodes never go away on their own; keep eviction of
+		// pods from NotReady nodes out of the way of the tests.
+		"--node-monitor-grace-period=1h",
+		"--concurrent-deployment-syncs=10",
+		"--concurrent-replicaset-syncs=10",
+	)
+	kcmFlags = append(kcmFlags, opts.ControllerManagerFlags...) // later flags win
+	if _, err := c.start(ctx, "kube-controller-manager", fmt.Sprintf("https://127.0.0.1:%d/healthz", kcmPort), kcmFlags...); err != nil {
 		return err
 	}
 
@@ -253,6 +269,7 @@ func (c *Cluster) startControllers(ctx context.Context) error {
 		"--kubeconfig="+c.Kubeconfig,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+KwokNodeAnnotation+"=fake",
+		"--disregard-status-with-annotation-selector="+KwokDisregardAnnotation+"=true",
 		"--node-ip=10.244.0.1",
 		"--cidr=10.244.0.0/16",
 		"--node-lease-duration-seconds=40",
