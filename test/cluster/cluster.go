@@ -162,6 +162,10 @@ func (c *Cluster) startAPIServer(opts Options) error {
 		CRDDirectoryPaths:     crds,
 		ErrorIfCRDPathMissing: false,
 		Scheme:                scheme,
+		// envtest's 20 s is too short for kube-apiserver on two loaded
+		// cores (seen in make test while benchmarks ran): it then retries
+		// five times and fails a test that has nothing wrong with it.
+		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	api := c.Env.ControlPlane.GetAPIServer()
 	for k, v := range opts.APIServerFlags {
