@@ -11,30 +11,42 @@ import (
 //
 // It is exact because every write carries the resourceVersion it was
 // computed from as a precondition: the API server applies it only on top of
-// that version, so the write is that version's direct successor, and a cache
-// that shows any other version of the node has seen the write (or something
-// later, which supersedes it).
+// that version, so the write is that version's direct successor. A node's
+// writes form a chain from the version the cache last showed: while the
+// cache shows any version of that chain but the last, the last write is what
+// the node is; any other version comes after the chain (the cache never goes
+// back), so the cache has caught up.
 type Writes struct {
-	pending map[string]write
+	pending map[string]chain
 }
 
-type write struct {
-	base string // resourceVersion the write was computed from
-	node corev1.Node
+// chain is one node's writes the cache has not fully shown yet.
+type chain struct {
+	// earlier are the resourceVersions the chain went through: the one the
+	// first write was computed from, and every write but the last.
+	earlier map[string]bool
+	last    corev1.Node
 }
 
 // Record notes that the Node written (as the API server returned it) was
 // computed from resourceVersion base.
 func (w *Writes) Record(base string, written *corev1.Node) {
 	if w.pending == nil {
-		w.pending = map[string]write{}
+		w.pending = map[string]chain{}
 	}
-	w.pending[written.Name] = write{base: base, node: *written.DeepCopy()}
+	c, ok := w.pending[written.Name]
+	if !ok || c.last.ResourceVersion != base {
+		// Computed from the cache, not from our last write: a new chain.
+		c = chain{earlier: map[string]bool{}}
+	}
+	c.earlier[base] = true
+	c.last = *written.DeepCopy()
+	w.pending[written.Name] = c
 }
 
 // View returns cached with each node the cache has not yet seen written
-// replaced by what was written, and forgets the writes the cache has caught
-// up with (or whose node is gone). cached is not modified.
+// replaced by what was written last, and forgets the chains the cache has
+// caught up with (or whose node is gone). cached is not modified.
 func (w *Writes) View(cached []corev1.Node) []corev1.Node {
 	if len(w.pending) == 0 {
 		return cached
@@ -44,13 +56,13 @@ func (w *Writes) View(cached []corev1.Node) []corev1.Node {
 	for i := range cached {
 		out[i] = cached[i]
 		name := cached[i].Name
-		wr, ok := w.pending[name]
+		c, ok := w.pending[name]
 		if !ok {
 			continue
 		}
 		seen[name] = true
-		if cached[i].ResourceVersion == wr.base {
-			out[i] = wr.node
+		if c.earlier[cached[i].ResourceVersion] {
+			out[i] = c.last
 			continue
 		}
 		delete(w.pending, name)
@@ -63,5 +75,5 @@ func (w *Writes) View(cached []corev1.Node) []corev1.Node {
 	return out
 }
 
-// Pending counts the writes the cache has not shown yet.
+// Pending counts the nodes whose writes the cache has not shown yet.
 func (w *Writes) Pending() int { return len(w.pending) }

@@ -44,3 +44,28 @@ func TestWrites(t *testing.T) {
 		})
 	}
 }
+
+// Two writes in a row, the second computed from the first (the cache had
+// shown neither): while the cache shows the base or the first write, the
+// second is what the node is.
+func TestWritesChain(t *testing.T) {
+	at := func(rv string, state string) corev1.Node {
+		n := node("a")
+		n.ResourceVersion = rv
+		n.Annotations = map[string]string{"s": state}
+		return n
+	}
+	var w Writes
+	first, second := at("2", "Cordoned"), at("3", "Draining")
+	w.Record("1", &first)
+	w.Record("2", &second)
+	for _, rv := range []string{"1", "2"} {
+		if got := w.View([]corev1.Node{at(rv, "")})[0]; got.ResourceVersion != "3" {
+			t.Errorf("cache at %s: view shows %s, want the last write", rv, got.ResourceVersion)
+		}
+	}
+	if got := w.View([]corev1.Node{at("4", "x")})[0]; got.ResourceVersion != "4" || w.Pending() != 0 {
+		t.Errorf("cache past the chain: view %s, pending %d", got.ResourceVersion, w.Pending())
+	}
+}
+
