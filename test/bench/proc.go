@@ -29,6 +29,13 @@ func BinaryUnderTest(tb testing.TB, name string) string {
 	if p == "" {
 		p = filepath.Join(cluster.RepoRoot(), "bin", name)
 	}
+	return CopyBinary(tb, p)
+}
+
+// CopyBinary is BinaryUnderTest for the binary at p, for benchmarks that
+// compare several builds on one cluster.
+func CopyBinary(tb testing.TB, p string) string {
+	tb.Helper()
 	src, err := os.ReadFile(p)
 	if err != nil {
 		tb.Fatalf("%v: run `make build` first (or set NODEWARDEN_BIN)", err)

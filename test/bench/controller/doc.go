@@ -10,6 +10,14 @@
 //	                            controller with thousands of kwok nodes and
 //	                            tens of thousands of pods: idle after the sync,
 //	                            and after rounds of triggers, drains and releases
+//	BenchmarkBurst              every node of a maxConcurrent: 10% policy
+//	                            triggered at once, as a rolling wave: time to
+//	                            the first slots and to every node cordoned
+//	                            once, and the most nodes held at any instant
+//	                            (fails above maxConcurrent)
+//	BenchmarkControllerChurnCPU the controller's CPU at 5 000 nodes while
+//	                            another client rewrites an unrelated Node
+//	                            annotation, optionally comparing builds
 //
 // They are opt-in twice: they only run with -bench, and only when
 // NODEWARDEN_BENCH=1 (so `go test -bench . ./...` for micro-benchmarks does

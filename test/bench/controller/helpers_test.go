@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/deadline"
 	"github.com/nodewarden/nodewarden/test/bench"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
@@ -201,7 +205,7 @@ func (e *env) deleteNodes(ctx context.Context, names []string) error {
 // deadline 47 h ahead, or False.
 func (e *env) setTrigger(ctx context.Context, node string, status corev1.ConditionStatus) error {
 	now := time.Now().UTC()
-	msg := "SystemMaintenance.Reboot is Scheduled, not before " + now.Add(47*time.Hour).Format(time.RFC3339)
+	msg := "SystemMaintenance.Reboot is Scheduled, " + deadline.Suffix(now.Add(47*time.Hour))
 	reason := "SystemMaintenanceRebootScheduled"
 	if status == corev1.ConditionFalse {
 		msg, reason = "SystemMaintenance.Reboot was Executed", "SystemMaintenanceRebootExecuted"
@@ -263,7 +267,8 @@ func clientKey(name string) client.ObjectKey { return client.ObjectKey{Name: nam
 
 // startController runs `bin controller` against the cluster, its output in
 // logPath. Extra environment for it (GODEBUG=gctrace=1, GOMEMLIMIT=...) goes
-// in $NODEWARDEN_BENCH_CONTROLLER_ENV, space-separated. The kernel kills it
+// in $NODEWARDEN_BENCH_CONTROLLER_ENV, extra flags (--kube-api-qps=...) in
+// $NODEWARDEN_BENCH_CONTROLLER_ARGS, both space-separated. The kernel kills it
 // if the benchmark dies; it is stopped when the benchmark ends.
 func startController(b *testing.B, bin, kubeconfig, logPath string) *cluster.Process {
 	b.Helper()
@@ -271,8 +276,10 @@ func startController(b *testing.B, bin, kubeconfig, logPath string) *cluster.Pro
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "controller", "--kubeconfig", kubeconfig,
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+	args := append([]string{"controller", "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"},
+		strings.Fields(os.Getenv("NODEWARDEN_BENCH_CONTROLLER_ARGS"))...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("NODEWARDEN_BENCH_CONTROLLER_ENV"))...)
 	p, err := cluster.StartCommand("controller", cmd, out)
 	if err != nil {
@@ -326,6 +333,10 @@ type obs struct {
 func (o obs) cordoned() bool { return o.unsched && o.state != "" }
 func (o obs) released() bool { return !o.unsched && o.state == "" }
 
+// held: the node takes one of its policy's maxConcurrent slots, which every
+// state but Waiting does (docs/policy.md, "Budgets").
+func (o obs) held() bool { return o.state != "" && o.state != string(v1alpha1.StateWaiting) }
+
 // nodeWatcher follows every Node through one cluster-wide watch. For nodes
 // that were marked it keeps every version seen since the mark, so that a
 // benchmark marks a node, writes, and then finds the first version that
@@ -337,14 +348,24 @@ type nodeWatcher struct {
 	events  int           // since the start
 	ready   map[string]bool
 	since   map[string][]obs // marked nodes
+	// held are the nodes whose last version is held, in the order the API
+	// server wrote them (one watch on one resource is a serial history), so
+	// heldMax is the most held at any instant, not at the instants someone
+	// looked.
+	held    map[string]bool
+	heldMax int
+	// relists count the lists after the first: across one, the history has a
+	// gap and heldMax may mix two instants.
+	relists int
 }
 
 func (e *env) watchNodes(ctx context.Context) (*nodeWatcher, error) {
-	w := &nodeWatcher{changed: make(chan struct{}), ready: map[string]bool{}, since: map[string][]obs{}}
+	w := &nodeWatcher{changed: make(chan struct{}), ready: map[string]bool{}, since: map[string][]obs{}, held: map[string]bool{}}
 	rv, err := w.list(ctx, e.cs)
 	if err != nil {
 		return nil, err
 	}
+	w.relists = 0
 	go w.run(ctx, e.cs, rv)
 	return w, nil
 }
@@ -355,6 +376,9 @@ func (w *nodeWatcher) list(ctx context.Context, cs kubernetes.Interface) (string
 		return "", err
 	}
 	now := time.Now()
+	w.mu.Lock()
+	w.relists++
+	w.mu.Unlock()
 	for i := range l.Items {
 		w.observe(&l.Items[i], now, false)
 	}
@@ -400,9 +424,16 @@ func (w *nodeWatcher) observe(n *corev1.Node, at time.Time, deleted bool) {
 	if deleted {
 		delete(w.ready, n.Name)
 		delete(w.since, n.Name)
+		delete(w.held, n.Name)
 		return
 	}
 	o := obs{at: at, state: n.Annotations[v1alpha1.AnnotationState], unsched: n.Spec.Unschedulable}
+	if o.held() {
+		w.held[n.Name] = true
+		w.heldMax = max(w.heldMax, len(w.held))
+	} else {
+		delete(w.held, n.Name)
+	}
 	ready := false
 	for _, c := range n.Status.Conditions {
 		switch string(c.Type) {
@@ -425,6 +456,47 @@ func (w *nodeWatcher) mark(names ...string) {
 	for _, n := range names {
 		w.since[n] = []obs{}
 	}
+}
+
+// resetHeld starts a new peak of held nodes from the present count, and
+// returns the relist count to compare with heldPeak's.
+func (w *nodeWatcher) resetHeld() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.heldMax = len(w.held)
+	return w.relists
+}
+
+// heldPeak is the most nodes held at once since resetHeld, and the relist
+// count.
+func (w *nodeWatcher) heldPeak() (peak, relists int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.heldMax, w.relists
+}
+
+// seen reports, for each name that has one, when the first version since
+// its mark that satisfies the last of preds arrived, after versions that
+// satisfied the earlier ones in order (seen(names, obs.cordoned,
+// obs.released): released after having been cordoned). It also returns a
+// channel closed on the next event, to wait for more without polling.
+func (w *nodeWatcher) seen(names []string, preds ...func(obs) bool) (map[string]time.Time, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]time.Time{}
+	for _, n := range names {
+		i := 0
+		for _, o := range w.since[n] {
+			if !preds[i](o) {
+				continue
+			}
+			if i++; i == len(preds) {
+				out[n] = o.at
+				break
+			}
+		}
+	}
+	return out, w.changed
 }
 
 // counts reports how many nodes exist and how many of them are Ready.
@@ -546,4 +618,31 @@ func (e *env) releaseAll(ctx context.Context, w *nodeWatcher, names []string, ti
 	}
 	_, err := w.waitFirst(names, obs.released, timeout)
 	return err
+}
+
+// apiServerPID finds the kube-apiserver serving host (https://127.0.0.1:PORT)
+// by its --secure-port, so that its CPU can be read too; 0 if not found
+// (the machine is shared: other clusters' API servers run beside it).
+func apiServerPID(host string) int {
+	u, err := url.Parse(host)
+	if err != nil || u.Port() == "" {
+		return 0
+	}
+	want := "--secure-port=" + u.Port()
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(raw), "\x00")
+		if filepath.Base(args[0]) == "kube-apiserver" && slices.Contains(args, want) {
+			return pid
+		}
+	}
+	return 0
 }

@@ -19,7 +19,7 @@ var (
 	cordonLevel  = flag.Int("cordon.level", 2, "BenchmarkConditionToCordon: 2 = kwok nodes on a full control plane (controller-manager, scheduler, kwok); 1 = etcd + kube-apiserver and plain Node objects")
 	cordonGap    = flag.Duration("cordon.gap", 300*time.Millisecond, "BenchmarkConditionToCordon/isolated: pause after a node is seen cordoned before the next trigger")
 	cordonInProc = flag.Bool("cordon.inprocess", false, "BenchmarkConditionToCordon: run the controller in the benchmark process, wired as cmd/nodewarden wires it, instead of bin/nodewarden")
-	cordonQPS    = flag.Float64("cordon.qps", 0, "BenchmarkConditionToCordon with -cordon.inprocess: the controller's client QPS; 0 is client-go's default (5/s, burst 10), which is what bin/nodewarden has; -1 turns client-side limiting off")
+	cordonQPS    = flag.Float64("cordon.qps", 0, "BenchmarkConditionToCordon with -cordon.inprocess: the controller's client QPS; 0 is client-go's default (5/s, burst 10), what bin/nodewarden had before --kube-api-qps; 50 is its default now; -1 turns client-side limiting off")
 )
 
 type cordonMode int
