@@ -184,9 +184,12 @@ func testPDBStuckRetries(t *testing.T, e *env, ctl *controllerProc) {
 	if got, want := nodes.states("pdb-1"), []string{"Cordoned", "Draining", "DrainFailed", "Draining", "DrainFailed"}; !slices.Equal(got, want) {
 		t.Errorf("pdb-1 went through %q, want %q", got, want)
 	}
-	if c := countReason(e.events(t, "pdb-1"), "DrainFailed"); c != 2 {
-		t.Errorf("%d DrainFailed events on pdb-1, want 2", c)
-	}
+	cluster.Eventually(t, 30*time.Second, func() error { // Events are sent in the background
+		if c := countReason(e.events(t, "pdb-1"), "DrainFailed"); c != 2 {
+			return fmt.Errorf("%d DrainFailed events on pdb-1, want 2", c)
+		}
+		return nil
+	})
 
 	// The operator fixes the budget and re-arms the attempts.
 	web.setMaxUnavailable(t, 1)
@@ -251,13 +254,18 @@ func testFlapping(t *testing.T, e *env) {
 	if c, u := nodes.cordons("flap-1"); c != 1 || u != 1 {
 		t.Errorf("flap-1 cordoned %d times and uncordoned %d times, want once each", c, u)
 	}
-	evs := e.events(t, "flap-1")
-	if c := countReason(evs, "DrainStarted"); c != 1 {
-		t.Errorf("%d DrainStarted events on flap-1, want 1", c)
-	}
-	if c := countReason(evs, "Uncordoned"); c != 1 {
-		t.Errorf("%d Uncordoned events on flap-1, want 1", c)
-	}
+	// The recorder sends Events in the background: the release can be on
+	// the Node before its Event is stored.
+	cluster.Eventually(t, 30*time.Second, func() error {
+		evs := e.events(t, "flap-1")
+		if c := countReason(evs, "DrainStarted"); c != 1 {
+			return fmt.Errorf("%d DrainStarted events on flap-1, want 1", c)
+		}
+		if c := countReason(evs, "Uncordoned"); c != 1 {
+			return fmt.Errorf("%d Uncordoned events on flap-1, want 1", c)
+		}
+		return nil
+	})
 }
 
 // testPolicyDeletedMidDrain: the policy is deleted while a PDB holds its
