@@ -68,4 +68,3 @@ func TestWritesChain(t *testing.T) {
 		t.Errorf("cache past the chain: view %s, pending %d", got.ResourceVersion, w.Pending())
 	}
 }
-
