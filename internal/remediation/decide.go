@@ -275,14 +275,8 @@ func (d *decider) record(nd NodeDecision, v *nodeView, p *policy, r DrainReport)
 // notes it for the policy status.
 func (d *decider) nextStep(v *nodeView, t *Trigger, p *policy, attempt int) string {
 	force := p.forceAt(v.node)
-	if v.node.Annotations[v1alpha1.AnnotationDrainForced] != "" {
-		force = time.Time{}
-	}
 	if attempt < p.maxAttempts {
-		retry := p.retryAt(d.now, attempt)
-		if dl := t.deadline(); !dl.IsZero() && dl.Before(retry) {
-			retry = maxTime(dl, d.now)
-		}
+		retry := maxTime(p.retryAt(d.now, attempt, t), d.now)
 		v.nextAttempt = earliest(retry, force)
 		return "retry at " + formatTime(retry)
 	}
@@ -304,15 +298,14 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 		return hold(nd, "the drain failed; the circuit is open, so it is not retried")
 	}
 	attempt := attempts(n)
-	forced := n.Annotations[v1alpha1.AnnotationDrainForced] != ""
 	if p.outOfService && notReady(n) && !hasTaint(n, corev1.TaintNodeOutOfService) {
 		d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
 			"policy %s: the node is NotReady and its drain failed: tainting it %s (drain.outOfServiceTaint) so its pods are deleted and their volumes detached",
 			p.name, corev1.TaintNodeOutOfService)
-		return d.startDrain(nd, v, p, attempt+1, forced, true, "escalation: the node is NotReady, out-of-service taint")
+		return d.startDrain(nd, v, p, attempt+1, forced(n), true, "escalation: the node is NotReady, out-of-service taint")
 	}
-	if force := p.forceAt(n); !force.IsZero() && !forced {
-		v.nextAttempt = force
+	force := p.forceAt(n)
+	if !force.IsZero() {
 		if !d.now.Before(force) {
 			d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
 				"policy %s: drain.forceAfter (%s) has passed: deleting the remaining pods without asking their PodDisruptionBudgets", p.name, p.forceAfter)
@@ -321,21 +314,16 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 		d.wakeAt(force)
 	}
 	if attempt >= p.maxAttempts {
+		v.nextAttempt = force
 		return hold(nd, fmt.Sprintf("the drain failed %d times, no retries left", attempt))
 	}
-	retry := p.retryAt(annotationTime(n, v1alpha1.AnnotationStateSince), attempt)
-	if dl := nd.Trigger.deadline(); !dl.IsZero() && dl.Before(retry) {
-		retry = dl // never wait past the deadline the drain is for
-	}
-	v.nextAttempt = retry
-	if force := p.forceAt(n); !force.IsZero() && !forced {
-		v.nextAttempt = earliest(retry, force)
-	}
+	retry := p.retryAt(annotationTime(n, v1alpha1.AnnotationStateSince), attempt, nd.Trigger)
+	v.nextAttempt = earliest(retry, force)
 	if retry.After(d.now) {
 		d.wakeAt(retry)
 		return hold(nd, "the drain failed; retry at "+formatTime(retry))
 	}
-	return d.startDrain(nd, v, p, attempt+1, forced, false, fmt.Sprintf("retry %d of %d", attempt+1, p.maxAttempts))
+	return d.startDrain(nd, v, p, attempt+1, forced(n), false, fmt.Sprintf("retry %d of %d", attempt+1, p.maxAttempts))
 }
 
 func (d *decider) startDrain(nd NodeDecision, v *nodeView, p *policy, attempt int, force, outOfService bool, why string) NodeDecision {
@@ -367,11 +355,10 @@ func (d *decider) drainOrder(n *corev1.Node, p *policy, since time.Time, attempt
 	if dl := triggerFromAnnotations(n).deadline(); dl.After(since) && dl.Before(end) {
 		end = dl
 	}
-	forced := n.Annotations[v1alpha1.AnnotationDrainForced] != ""
-	if force := p.forceAt(n); !forced && force.After(since) && force.Before(end) {
+	if force := p.forceAt(n); force.After(since) && force.Before(end) {
 		end = force
 	}
-	return &DrainOrder{Attempt: attempt, Deadline: end, Force: forced}
+	return &DrainOrder{Attempt: attempt, Deadline: end, Force: forced(n)}
 }
 
 // AttemptOf is the drain attempt recorded on a held node.

@@ -210,13 +210,18 @@ func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 func usesSlot(s v1alpha1.NodeState) bool { return s != "" && s != v1alpha1.StateWaiting }
 
 // retryAt is when a drain that failed at failedAt, after attempts tries,
-// is tried again: retryBackoff doubled per earlier failure, capped.
-func (p *policy) retryAt(failedAt time.Time, attempts int) time.Time {
+// is tried again: retryBackoff doubled per earlier failure, capped, and
+// never later than the deadline of t, the trigger the drain is for.
+func (p *policy) retryAt(failedAt time.Time, attempts int, t *Trigger) time.Time {
 	backoff := p.retryBackoff
 	for i := 1; i < attempts && backoff < maxRetryBackoff; i++ {
 		backoff *= 2
 	}
-	return failedAt.Add(min(backoff, maxRetryBackoff))
+	retry := failedAt.Add(min(backoff, maxRetryBackoff))
+	if dl := t.deadline(); !dl.IsZero() && dl.Before(retry) {
+		return dl
+	}
+	return retry
 }
 
 // startAt is when a node triggered by t is cordoned: drain.startBefore
@@ -238,14 +243,18 @@ func (p *policy) urgentAt(t Trigger) time.Time {
 }
 
 // forceAt is when drain.forceAfter escalates the node's drain; zero when the
-// policy does not force or no drain started yet.
+// policy does not force, no drain started yet, or the one forced attempt
+// was made.
 func (p *policy) forceAt(n *corev1.Node) time.Time {
 	started := annotationTime(n, v1alpha1.AnnotationDrainStarted)
-	if p.forceAfter == 0 || started.IsZero() {
+	if p.forceAfter == 0 || started.IsZero() || forced(n) {
 		return time.Time{}
 	}
 	return started.Add(p.forceAfter)
 }
+
+// forced: the node's drain made its forced attempt; later ones force too.
+func forced(n *corev1.Node) bool { return n.Annotations[v1alpha1.AnnotationDrainForced] != "" }
 
 func boolOr(b *bool, def bool) bool {
 	if b == nil {
