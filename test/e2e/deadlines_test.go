@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
@@ -784,7 +783,6 @@ type observed struct {
 func watchTransitions(t testing.TB, e *env, pool string) *transitions {
 	t.Helper()
 	tr := &transitions{last: map[string]observed{}, log: map[string][]observed{}, held: map[string]bool{}, cordoned: map[string]bool{}}
-	selector := "pool=" + pool
 	seen := func(n *corev1.Node) {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
@@ -797,22 +795,7 @@ func watchTransitions(t testing.TB, e *env, pool string) *transitions {
 		setIf(tr.cordoned, n.Name, o.unschedulable)
 		tr.most, tr.mostC = max(tr.most, len(tr.held)), max(tr.mostC, len(tr.cordoned))
 	}
-	watchUntilCleanup(t, func(ctx context.Context, rv string) (watch.Interface, error) {
-		return e.Clientset.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{LabelSelector: selector, ResourceVersion: rv})
-	}, func(ctx context.Context) (string, error) {
-		list, err := e.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: selector})
-		if err != nil {
-			return "", err
-		}
-		for i := range list.Items {
-			seen(&list.Items[i])
-		}
-		return list.ResourceVersion, nil
-	}, func(obj any) {
-		if n, ok := obj.(*corev1.Node); ok {
-			seen(n)
-		}
-	})
+	e.watchPoolNodes(t, pool, seen)
 	return tr
 }
 

@@ -489,7 +489,6 @@ type nodeWatch struct {
 func watchPool(t testing.TB, e *env, pool string) *nodeWatch {
 	t.Helper()
 	nw := &nodeWatch{held: map[string]bool{}, states: map[string][]string{}}
-	selector := "pool=" + pool
 	observe := func(n *corev1.Node) {
 		nw.mu.Lock()
 		defer nw.mu.Unlock()
@@ -508,6 +507,15 @@ func watchPool(t testing.TB, e *env, pool string) *nodeWatch {
 		}
 		nw.maxHeld = max(nw.maxHeld, len(nw.held))
 	}
+	e.watchPoolNodes(t, pool, observe)
+	return nw
+}
+
+// watchPoolNodes calls observe with every version of every node of pool,
+// from a list and a watch that resumes where it broke, until the test ends.
+func (e *env) watchPoolNodes(t testing.TB, pool string, observe func(*corev1.Node)) {
+	t.Helper()
+	selector := "pool=" + pool
 	watchUntilCleanup(t, func(ctx context.Context, rv string) (watch.Interface, error) {
 		return e.Clientset.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{LabelSelector: selector, ResourceVersion: rv})
 	}, func(ctx context.Context) (string, error) {
@@ -524,7 +532,6 @@ func watchPool(t testing.TB, e *env, pool string) *nodeWatch {
 			observe(n)
 		}
 	})
-	return nw
 }
 
 func (nw *nodeWatch) max() int {
