@@ -60,29 +60,10 @@ func BenchmarkControllerChurnCPU(b *testing.B) {
 	e := newEnv(b, *churnLevel >= 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	w, err := e.watchNodes(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = nodeName("churn", i)
-	}
-	started := time.Now()
-	if err := e.createNodes(ctx, names); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.waitReady(n, 10*time.Minute); err != nil {
-		b.Fatal(err)
-	}
 	// kube-controller-manager rewrites every node's TTL annotation as the
 	// cluster crosses sizes (minutes at 5 000 nodes); that is churn too, but
 	// not the one measured.
-	events, err := w.waitQuiet(10*time.Second, 20*time.Minute)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("%d nodes Ready, no Node written for 10s, after %.1fs (%d Node events)", n, time.Since(started).Seconds(), events)
+	w, names := e.settledNodes(b, ctx, "churn", n, 10*time.Minute, 10*time.Second, 20*time.Minute)
 
 	type run struct{ label, bin string }
 	var runs []run

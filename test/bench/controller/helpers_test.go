@@ -180,6 +180,34 @@ func parallel(n, workers int, f func(i int) error) error {
 	return first
 }
 
+// settledNodes creates n nodes named prefix-i, waits until all are Ready and
+// no Node was written for quiet (kube-controller-manager's own rewrites
+// settle), and returns the watch that saw it and the names.
+func (e *env) settledNodes(b *testing.B, ctx context.Context, prefix string, n int, ready, quiet, settle time.Duration) (*nodeWatcher, []string) {
+	b.Helper()
+	w, err := e.watchNodes(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = nodeName(prefix, i)
+	}
+	started := time.Now()
+	if err := e.createNodes(ctx, names); err != nil {
+		b.Fatal(err)
+	}
+	if err := w.waitReady(n, ready); err != nil {
+		b.Fatal(err)
+	}
+	events, err := w.waitQuiet(quiet, settle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d nodes Ready, no Node written for %s, after %.1fs (%d Node events)", n, quiet, time.Since(started).Seconds(), events)
+	return w, names
+}
+
 // createNodes creates the named nodes, 32 at a time; existing ones are kept.
 func (e *env) createNodes(ctx context.Context, names []string) error {
 	return parallel(len(names), 32, func(i int) error {

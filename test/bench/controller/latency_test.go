@@ -56,25 +56,7 @@ func BenchmarkConditionToCordon(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 
-	w, err := e.watchNodes(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	names := make([]string, n)
-	for i := range names {
-		names[i] = nodeName("cordon", i)
-	}
-	started := time.Now()
-	if err := e.createNodes(ctx, names); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.waitReady(n, 3*time.Minute); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := w.waitQuiet(5*time.Second, 3*time.Minute); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("%d nodes created and Ready in %.1fs", n, time.Since(started).Seconds())
+	w, names := e.settledNodes(b, ctx, "cordon", n, 3*time.Minute, 5*time.Second, 3*time.Minute)
 
 	logPath := os.Getenv("NODEWARDEN_BENCH_CONTROLLER_LOG")
 	if logPath == "" {
