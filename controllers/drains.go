@@ -141,13 +141,12 @@ func (d *Drains) Reports() map[string]remediation.DrainReport {
 	return maps.Clone(d.reports)
 }
 
-// Recorded drops node's report of attempt once it is written on the node.
-func (d *Drains) Recorded(node string, attempt int) {
+// Recorded drops node's report once it is written on the node. No later
+// attempt can have reported meanwhile: none starts while a report waits.
+func (d *Drains) Recorded(node string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if r, ok := d.reports[node]; ok && r.Attempt == attempt {
-		delete(d.reports, node)
-	}
+	delete(d.reports, node)
 }
 
 // drainRun is one attempt in progress; its address tells it from a later

@@ -145,7 +145,7 @@ func (r *RemediationReconciler) carryOut(ctx context.Context, d remediation.Node
 		}
 		r.writes.Record(d.Patch.ResourceVersion, written)
 		if d.Action == remediation.ActionRecord {
-			r.Drains.Recorded(d.Node, remediation.AttemptOf(written))
+			r.Drains.Recorded(d.Node)
 		}
 		r.Log.Info("node updated", "node", d.Node, "policy", d.Policy, "action", d.Action, "why", d.Why)
 	}

@@ -361,9 +361,6 @@ func (d *decider) drainOrder(n *corev1.Node, p *policy, since time.Time, attempt
 	return &DrainOrder{Attempt: attempt, Deadline: end, Force: forced(n)}
 }
 
-// AttemptOf is the drain attempt recorded on a held node.
-func AttemptOf(n *corev1.Node) int { return attempts(n) }
-
 // attempts is the drain attempt a held node is on (1 for nodes drained
 // before attempts were counted).
 func attempts(n *corev1.Node) int {
