@@ -15,7 +15,7 @@ BIN="$ROOT/bin"
 CACHE="${NODEWARDEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nodewarden}"
 
 # Pinned versions. Changing one rebuilds only that tool.
-K8S_VERSION=v1.37.2          # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+K8S_VERSION=v1.37.2          # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy
 K8S_STAGING_VERSION=v0.37.2  # the k8s.io/<staging> module release matching K8S_VERSION
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
@@ -93,7 +93,8 @@ k8s_module() {
     echo 'package main' >"$dir/main.go"
     (cd "$dir" && go mod download k8s.io/kubernetes >/dev/null && \
       go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" \
-        "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" >/dev/null 2>&1 || \
+        "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION" \
+        "k8s.io/kubernetes/cmd/kubelet@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-proxy@$K8S_VERSION" >/dev/null 2>&1 || \
       die "resolving k8s.io/kubernetes $K8S_VERSION dependencies failed (see: cd $dir && go get k8s.io/kubernetes/cmd/kubectl@$K8S_VERSION)")
     touch "$dir/.ready"
   fi
@@ -166,7 +167,7 @@ want=("$@")
 total=$SECONDS
 for tool in "${want[@]}"; do
   case "$tool" in
-    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl) build_kube "$tool" ;;
+    kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy) build_kube "$tool" ;;
     etcd) build_etcd ;;
     kwok) build_kwok ;;
     helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;

@@ -10,12 +10,22 @@
 // PodDisruptionBudgets get their status from the real disruption controller,
 // and evictions are refused with 429 when a PDB says so.
 //
+// Level 3 (Options.RealNode): plus one real node, RealNodeName, run by a
+// kubelet built from source with Debian's containerd and runc, a CNI bridge
+// and kube-proxy, pulling from a registry in the test process: pods on it
+// really run, as their ServiceAccount, and reach the API server through its
+// Service. It needs root; RealNodeUnavailable says why a machine cannot run
+// it, and the test is skipped with that reason (failed when RealNodeEnv is
+// "required", as hack/test.sh sets it on machines that can). One real node
+// runs on a machine at a time; a second waits for it.
+//
 // Every process is stopped by t.Cleanup, and is killed by the kernel if the
 // test binary dies first. Ports are picked free, so packages run in parallel.
 package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -64,6 +74,8 @@ type Options struct {
 	// lifecycle controller to mark a node whose heartbeats stopped NotReady
 	// (the default here, 1h, keeps that out of the way of other tests).
 	ControllerManagerFlags []string
+	// RealNode adds a real kubelet node (level 3; implies Full).
+	RealNode bool
 }
 
 // Cluster is a running control plane.
@@ -80,8 +92,11 @@ type Cluster struct {
 	Dir string
 	// Env is the envtest environment behind level 1.
 	Env *envtest.Environment
+	// RealNode is the level-3 node, nil below level 3.
+	RealNode *RealNode
 
-	procs []*Process
+	procs          []*Process
+	unlockRealNode func()
 }
 
 // Scheme is the scheme of Cluster.Client: client-go's types and nodewarden's.
@@ -110,6 +125,14 @@ func StartWith(t testing.TB, opts Options) *Cluster {
 	if testing.Short() {
 		t.Skip("starts a control plane; skipped with -short")
 	}
+	if opts.RealNode {
+		if why := RealNodeUnavailable(); why != "" {
+			if os.Getenv(RealNodeEnv) == "required" {
+				t.Fatalf("%s=required, but this machine cannot run a real node: %s", RealNodeEnv, why)
+			}
+			t.Skipf("needs a real node, which this machine cannot run: %s", why)
+		}
+	}
 	c, err := New(opts)
 	if err != nil {
 		t.Fatalf("start cluster: %v", err)
@@ -134,7 +157,31 @@ func New(opts Options) (c *Cluster, err error) {
 			started.Stop()
 		}
 	}()
-	if err := c.startAPIServer(opts); err != nil {
+	var pki *realNodePKI
+	var ip string
+	if opts.RealNode {
+		opts.Full = true
+		if why := RealNodeUnavailable(); why != "" {
+			return nil, errors.New(why)
+		}
+		lockCtx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		unlock, err := realNodeLock(lockCtx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		c.unlockRealNode = unlock
+		if ip, err = nodeIP(); err != nil {
+			return nil, err
+		}
+		if pki, err = newRealNodePKI(filepath.Join(dir, "pki"), ip); err != nil {
+			return nil, err
+		}
+		// Publishes the kube-root-ca.crt ConfigMap that every pod's
+		// ServiceAccount volume holds.
+		opts.ControllerManagerFlags = append([]string{"--root-ca-file=" + pki.caFile}, opts.ControllerManagerFlags...)
+	}
+	if err := c.startAPIServer(opts, pki, ip); err != nil {
 		return nil, err
 	}
 	if opts.Full {
@@ -144,10 +191,17 @@ func New(opts Options) (c *Cluster, err error) {
 			return nil, err
 		}
 	}
+	if opts.RealNode {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		if err := c.startRealNode(ctx, pki, ip); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
-func (c *Cluster) startAPIServer(opts Options) error {
+func (c *Cluster) startAPIServer(opts Options, pki *realNodePKI, ip string) error {
 	assets, err := c.wrapBinaries("etcd", "kube-apiserver", "kubectl")
 	if err != nil {
 		return err
@@ -168,6 +222,11 @@ func (c *Cluster) startAPIServer(opts Options) error {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
 	api := c.Env.ControlPlane.GetAPIServer()
+	if pki != nil {
+		if err := configureRealNodeAPIServer(c.Env, pki, ip); err != nil {
+			return err
+		}
+	}
 	for k, v := range opts.APIServerFlags {
 		api.Configure().Set(k, v)
 	}
@@ -299,6 +358,10 @@ func (c *Cluster) start(ctx context.Context, name, healthURL string, args ...str
 
 // Stop stops every component, newest first, and removes the cluster's files.
 func (c *Cluster) Stop() {
+	if c.RealNode != nil {
+		c.RealNode.stop()
+		c.RealNode = nil
+	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].Stop()
 	}
@@ -309,6 +372,10 @@ func (c *Cluster) Stop() {
 	}
 	if c.Dir != "" && os.Getenv("NODEWARDEN_KEEP_CLUSTER_DIR") == "" {
 		_ = os.RemoveAll(c.Dir)
+	}
+	if c.unlockRealNode != nil {
+		c.unlockRealNode()
+		c.unlockRealNode = nil
 	}
 }
 
