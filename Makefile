@@ -20,8 +20,12 @@ build: ## Build bin/nodewarden (every subcommand) and bin/nodewarden-agent (the 
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/nodewarden-agent ./cmd/nodewarden-agent
 
 .PHONY: k8s-bins
-k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm, kustomize, controller-gen (cached).
+k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, kwok, helm, kustomize, controller-gen (cached).
 	hack/k8s-bins.sh
+
+.PHONY: node-deps
+node-deps: ## Install the Debian packages a real test node runs: containerd, runc, CNI plugins, iptables (pinned; needs root).
+	hack/node-deps.sh
 
 .PHONY: manifests
 manifests: ## Generate the CRD and deepcopy code from api/.
@@ -35,7 +39,7 @@ vet: ## go vet every package.
 	go vet ./...
 
 .PHONY: test
-test: k8s-bins vet ## Vet, unit and integration tests against a real control plane (builds it on first use).
+test: k8s-bins node-deps vet ## Vet, unit and integration tests against a real control plane and a real node (builds them on first use).
 	hack/test.sh
 
 .PHONY: test-unit
@@ -43,7 +47,7 @@ test-unit: ## Only the tests that need no control plane.
 	go test -short ./...
 
 .PHONY: test-e2e
-test-e2e: k8s-bins ## End-to-end tests: the real agent and controller binaries as processes on local clusters.
+test-e2e: k8s-bins node-deps ## End-to-end tests: the real agent and controller binaries as processes on local clusters.
 	go test -count=1 -timeout 15m ./test/e2e/...
 
 .PHONY: demo
@@ -60,7 +64,7 @@ lint: ## golangci-lint (installed pinned into bin/).
 	$(BIN)/golangci-lint run ./...
 
 .PHONY: run-local
-run-local: k8s-bins build ## Start a local control plane with kwok nodes and print its kubeconfig; ^C stops it.
+run-local: k8s-bins node-deps build ## Start a local control plane with kwok nodes and, where the machine can run one (root), a real kubelet node; print its kubeconfig; ^C stops it.
 	go run ./test/cluster/cmd/localcluster -nodes 3
 
 .PHONY: clean

@@ -163,7 +163,7 @@ build_kwok() {
 }
 
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm kustomize controller-gen gotestsum)
+[ ${#want[@]} -eq 0 ] && want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm kustomize controller-gen gotestsum)
 total=$SECONDS
 for tool in "${want[@]}"; do
   case "$tool" in

@@ -6,6 +6,12 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 export KUBEBUILDER_ASSETS="${KUBEBUILDER_ASSETS:-$ROOT/bin}"
 
+# Where the real-node tests can run (root on Linux), they must: a skip would
+# let CI pass without them (test/cluster.RealNodeEnv).
+if [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ]; then
+  export NODEWARDEN_REAL_NODE="${NODEWARDEN_REAL_NODE:-required}"
+fi
+
 start=$SECONDS
 # Two cores: run two packages at a time; each integration package starts its own control plane.
 "$ROOT/bin/gotestsum" --format pkgname-and-test-fails --format-hide-empty-pkg -- \
