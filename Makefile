@@ -5,8 +5,13 @@ SHELL := /usr/bin/env bash
 BIN      := $(CURDIR)/bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
-LDFLAGS  := -s -w -X github.com/nodewarden/nodewarden/internal/version.Version=$(VERSION) \
-            -X github.com/nodewarden/nodewarden/internal/version.Commit=$(COMMIT)
+# The image of `make image`, `make image-push IMAGE=...` (IMAGE is then required).
+IMAGE     ?= ghcr.io/nodewarden/nodewarden:$(VERSION)
+PLATFORMS ?= linux/amd64,linux/arm64
+# Every build of the executables goes through hack/image, whose
+# internal/ociimage holds the go build flags (-trimpath -buildvcs=false
+# -ldflags "-s -w -X .../internal/version.Version=... -X ...Commit=...").
+IMAGE_TOOL := go run ./hack/image -version '$(VERSION)' -commit '$(COMMIT)'
 export GOTOOLCHAIN := local
 export KUBEBUILDER_ASSETS := $(BIN)
 
@@ -16,8 +21,16 @@ help: ## Show this help.
 
 .PHONY: build
 build: ## Build bin/nodewarden (every subcommand) and bin/nodewarden-agent (the agent alone, for the DaemonSet).
-	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/nodewarden ./cmd/nodewarden
-	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/nodewarden-agent ./cmd/nodewarden-agent
+	$(IMAGE_TOOL) -binaries $(BIN)
+
+.PHONY: image
+image: ## The container image, from source without Docker: OCI index (PLATFORMS) in bin/image (layout, archive, SBOMs); prints digests.
+	$(IMAGE_TOOL) -platforms '$(PLATFORMS)' -out $(BIN)/image -name '$(IMAGE)'
+
+.PHONY: image-push
+image-push: ## make image, then push it: make image-push IMAGE=registry/repository:tag [INSECURE=1 for plain HTTP].
+	@case "$(origin IMAGE)" in "command line"|environment) ;; *) echo "make image-push: say where, e.g. IMAGE=ghcr.io/you/nodewarden:dev" >&2; exit 1 ;; esac
+	$(IMAGE_TOOL) -platforms '$(PLATFORMS)' -out $(BIN)/image -push '$(IMAGE)' $(if $(INSECURE),-insecure)
 
 .PHONY: k8s-bins
 k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, kwok, helm, kustomize, controller-gen (cached).
@@ -59,9 +72,10 @@ demo-down: ## Stop every process of `make demo` and remove its files.
 	hack/demo.sh down
 
 .PHONY: lint
-lint: ## golangci-lint (installed pinned into bin/).
-	hack/k8s-bins.sh golangci-lint
+lint: ## golangci-lint and actionlint (installed pinned into bin/).
+	hack/k8s-bins.sh golangci-lint actionlint
 	$(BIN)/golangci-lint run ./...
+	$(BIN)/actionlint
 
 .PHONY: run-local
 run-local: k8s-bins node-deps build ## Start a local control plane with kwok nodes and, where the machine can run one (root), a real kubelet node; print its kubeconfig; ^C stops it.

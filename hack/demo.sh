@@ -194,9 +194,13 @@ up() {
 	go build -o "$STATE/bin/story" ./test/e2e/cmd/demo
 	echo "    $("$BIN/nodewarden" version)"
 
-	say "Starting a local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with $NODES nodes"
+	say "Starting a local cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok with $NODES simulated nodes"
 	# Its files (etcd data, certificates, component logs) go under $STATE/tmp.
-	TMPDIR=$STATE/tmp start localcluster "$STATE/bin/localcluster" -nodes "$NODES" -kubeconfig-out "$STATE/kubeconfig"
+	# Simulated nodes only: the story needs five nodes and runs nodewarden as
+	# local processes, one agent per node, on any machine (root or not).
+	# `make run-local` adds a real kubelet node, and test/install's
+	# TestRealNode* run the installs on it.
+	TMPDIR=$STATE/tmp start localcluster "$STATE/bin/localcluster" -nodes "$NODES" -real-node=false -kubeconfig-out "$STATE/kubeconfig"
 	local i
 	for ((i = 0; i < 1200; i++)); do
 		[[ -s $STATE/kubeconfig ]] && break

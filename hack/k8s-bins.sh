@@ -175,6 +175,7 @@ for tool in "${want[@]}"; do
     controller-gen) go_install controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen "$CONTROLLER_GEN_VERSION" ;;
     gotestsum) go_install gotestsum gotest.tools/gotestsum "$GOTESTSUM_VERSION" ;;
     golangci-lint) go_install golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION" ;;
+    actionlint) go_install actionlint github.com/rhysd/actionlint/cmd/actionlint v1.7.12 ;;
     *) die "unknown tool: $tool" ;;
   esac
 done

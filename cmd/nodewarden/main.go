@@ -5,6 +5,12 @@ package main
 
 import (
 	"os"
+
+	// CA roots for TLS endpoints outside the cluster (the controller's
+	// webhooks): the image has no CA bundle. They are used only where the
+	// system has none; SSL_CERT_FILE or a mounted /etc/ssl/certs take
+	// precedence. nodewarden-agent does not link them (docs/performance.md).
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 func main() {
