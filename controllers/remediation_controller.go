@@ -88,7 +88,7 @@ func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 	}
 	nodes := r.writes.View(cached.Items)
 	now := r.Clock.Now()
-	plan := remediation.Decide(now, policies.Items, nodes, r.Drains.Reports())
+	plan := remediation.Decide(now, policies.Items, nodes, remediation.Reports{Drains: r.Drains.Reports()})
 
 	nodeByName := map[string]*corev1.Node{}
 	for i := range nodes {

@@ -110,7 +110,52 @@ const (
 	// stays cordoned, the drain is retried per drain.maxAttempts and
 	// drain.retryBackoff, and nodewarden.io/blocked-by says why it failed.
 	StateDrainFailed NodeState = "DrainFailed"
+	// StateRepairing: the node was drained and did not recover; a step of
+	// the policy's repair ladder has started (nodewarden.io/repair-step),
+	// and nodewarden.io/repair-result says how it ended once it has.
+	StateRepairing NodeState = "Repairing"
 )
+
+// Annotations of a node in state Repairing.
+const (
+	// AnnotationRepairStep is the repair step the node is on, as
+	// "<index>:<action>", e.g. "1:DeleteNode" (index from 0 in the ladder).
+	AnnotationRepairStep = "nodewarden.io/repair-step"
+	// AnnotationRepairResult says how the step ended: "Succeeded" or
+	// "Failed: <why>"; absent while it runs.
+	AnnotationRepairResult = "nodewarden.io/repair-result"
+	// AnnotationRepairLadder names the ladder the node climbs: "policy" or
+	// "condition:<index>" (the rule whose repair overrides the policy's),
+	// fixed when the first step starts.
+	AnnotationRepairLadder = "nodewarden.io/repair-ladder"
+)
+
+// RepairAction is one rung of a repair ladder.
+// +kubebuilder:validation:Enum=Wait;DeleteNode;ClusterAPI;Webhook
+type RepairAction string
+
+const (
+	// RepairWait does nothing: the node stays cordoned and empty (what
+	// happens without a repair ladder). A Wait step only spaces the others.
+	RepairWait RepairAction = "Wait"
+	// RepairDeleteNode deletes the Node object, for a node lifecycle
+	// controller (Karpenter, a cloud's, cluster-autoscaler) to replace the
+	// instance. Refused while the node runs pods nodewarden did not evict
+	// (anything but DaemonSet, mirror and finished pods).
+	RepairDeleteNode RepairAction = "DeleteNode"
+	// RepairClusterAPI asks Cluster API to remediate the node's Machine
+	// (found from the Node's cluster.x-k8s.io/machine annotation): it sets
+	// the Machine's cluster.x-k8s.io/remediate-machine annotation, which
+	// Cluster API's MachineHealthCheck treats as unhealthy and remediates
+	// (through the owner, or its external remediation template).
+	RepairClusterAPI RepairAction = "ClusterAPI"
+	// RepairWebhook POSTs a RepairRequest (docs/policy.md) to a URL.
+	RepairWebhook RepairAction = "Webhook"
+)
+
+// Destructive reports whether the action changes the node's machine, so
+// that spec.maxRepairsPerHour counts it.
+func (a RepairAction) Destructive() bool { return a != RepairWait }
 
 // Types of the conditions in RemediationPolicyStatus.
 const (
@@ -211,10 +256,88 @@ type RemediationPolicySpec struct {
 	// +optional
 	RecoverFor metav1.Duration `json:"recoverFor,omitempty"`
 
+	// repair is what happens after the drain while the node does not
+	// recover: a ladder of steps, each started when the node has not
+	// recovered `after` the previous step (or the drain) ended. A rule of
+	// conditions may carry its own. Absent: the node stays drained and
+	// cordoned until it recovers.
+	// +optional
+	Repair *RepairSpec `json:"repair,omitempty"`
+
+	// maxRepairsPerHour bounds the repair steps other than Wait (DeleteNode,
+	// ClusterAPI, Webhook) this policy starts in any hour, over all its
+	// nodes, on top of maxConcurrent. 0 stops every such step.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxRepairsPerHour *int32 `json:"maxRepairsPerHour,omitempty"`
+
 	// dryRun computes and reports every decision (logs, Events, status) but
 	// writes nothing to nodes and evicts nothing.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
+}
+
+// RepairSpec is an escalation ladder: its steps run in order while the node
+// stays unrecovered; a node that recovers on any step is released.
+type RepairSpec struct {
+	// steps in order.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	// +required
+	Steps []RepairStep `json:"steps"`
+}
+
+// RepairStep is one rung of a repair ladder.
+//
+// +kubebuilder:validation:XValidation:rule="self.action == 'Webhook' ? has(self.webhook) : !has(self.webhook)",message="webhook must be set when action is Webhook, and only then",fieldPath=".webhook"
+type RepairStep struct {
+	// action: Wait, DeleteNode, ClusterAPI or Webhook.
+	// +required
+	Action RepairAction `json:"action"`
+
+	// after is how long the node must stay unrecovered after the previous
+	// step ended (for the first step: after the drain finished) before this
+	// step starts.
+	// +kubebuilder:default="0s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) >= duration('0s')",message="after must be a duration such as 0s, 10m or 1h"
+	// +optional
+	After metav1.Duration `json:"after,omitempty"`
+
+	// webhook is the call a Webhook step makes.
+	// +optional
+	Webhook *WebhookRepair `json:"webhook,omitempty"`
+}
+
+// WebhookRepair is an HTTP POST of a RepairRequest (docs/policy.md). A
+// response other than 2xx, or none within timeout, is retried; the step
+// fails when the retries are used up.
+type WebhookRepair struct {
+	// url to POST to, http:// or https://.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="webhook.url must be an http:// or https:// URL"
+	// +required
+	URL string `json:"url"`
+
+	// timeout of each request.
+	// +kubebuilder:default="10s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) > duration('0s') && duration(self) <= duration('5m')",message="webhook.timeout must be a positive duration of at most 5m, such as 10s"
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// retries after the first request (with a backoff from 1s, doubling).
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	Retries *int32 `json:"retries,omitempty"`
 }
 
 // ConditionRule matches one Node condition.
@@ -243,6 +366,22 @@ type ConditionRule struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) >= duration('0s')",message="for must be a duration such as 0s, 90s, 10m or 1h30m"
 	// +optional
 	For metav1.Duration `json:"for,omitempty"`
+
+	// reasons, when set, limit the rule to a condition whose reason is one
+	// of them: a reason exactly, or a pattern where * stands for any run of
+	// characters (e.g. NvidiaXid*). Empty: any reason.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	// +listType=set
+	// +optional
+	Reasons []string `json:"reasons,omitempty"`
+
+	// repair replaces the policy's repair ladder for nodes this rule
+	// triggered: the action per condition and reason (replace on a hardware
+	// error, only wait on a flapping link).
+	// +optional
+	Repair *RepairSpec `json:"repair,omitempty"`
 }
 
 // DrainSpec says how a cordoned node is drained. Eviction goes through the
@@ -369,7 +508,7 @@ type RemediationPolicyStatus struct {
 	TriggeredNodes int32 `json:"triggeredNodes"`
 
 	// remediatingNodes is the number of nodes this policy holds (Cordoned,
-	// Draining, Drained or DrainFailed; not Waiting). New nodes are taken
+	// Draining, Drained, DrainFailed or Repairing; not Waiting). New nodes are taken
 	// only while it is below maxConcurrent, except a node whose deadline
 	// would pass while it waited (see overBudgetNodes).
 	// +optional
@@ -387,6 +526,18 @@ type RemediationPolicyStatus struct {
 	// +listType=atomic
 	// +optional
 	OverBudgetNodes []OverBudgetNode `json:"overBudgetNodes,omitempty"`
+
+	// repairingNodes is the number of nodes in state Repairing.
+	// +optional
+	RepairingNodes int32 `json:"repairingNodes"`
+
+	// recentRepairs are the repair steps other than Wait started in the last
+	// hour, oldest first: what maxRepairsPerHour counts. Kept here because a
+	// deleted node takes its own record with it.
+	// +kubebuilder:validation:MaxItems=1000
+	// +listType=atomic
+	// +optional
+	RecentRepairs []RepairRecord `json:"recentRepairs,omitempty"`
 
 	// conditions: Ready (the policy is valid and acted on) and CircuitOpen
 	// (maxUnhealthy is exceeded, nothing new is started).
@@ -412,6 +563,16 @@ type StuckNode struct {
 	NextAttempt *metav1.Time `json:"nextAttempt,omitempty"`
 }
 
+// RepairRecord is one repair step started on a node.
+type RepairRecord struct {
+	// node is the Node's name.
+	Node string `json:"node"`
+	// action of the step.
+	Action RepairAction `json:"action"`
+	// started is when the step started.
+	Started metav1.Time `json:"started"`
+}
+
 // OverBudgetNode is a node taken beyond maxConcurrent for its deadline.
 type OverBudgetNode struct {
 	// name of the Node.
@@ -430,6 +591,7 @@ type OverBudgetNode struct {
 // +kubebuilder:printcolumn:name="Selected",type=integer,JSONPath=`.status.selectedNodes`
 // +kubebuilder:printcolumn:name="Triggered",type=integer,JSONPath=`.status.triggeredNodes`
 // +kubebuilder:printcolumn:name="Remediating",type=integer,JSONPath=`.status.remediatingNodes`
+// +kubebuilder:printcolumn:name="Repairing",type=integer,JSONPath=`.status.repairingNodes`
 // +kubebuilder:printcolumn:name="Circuit",type=string,JSONPath=`.status.conditions[?(@.type=="CircuitOpen")].status`,description="True while maxUnhealthy is exceeded and nothing new is started"
 // +kubebuilder:printcolumn:name="DryRun",type=boolean,JSONPath=`.spec.dryRun`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

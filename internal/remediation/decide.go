@@ -16,9 +16,9 @@ import (
 // (drains, by node name; nil when there are none), and returns what to do.
 // It reads its inputs and never modifies them. The package doc lists the
 // rules.
-func Decide(now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, drains map[string]DrainReport) Plan {
+func Decide(now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, reports Reports) Plan {
 	d := newDecider(now, policies)
-	views := d.observe(nodes, drains)
+	views := d.observe(nodes, reports)
 	d.tripCircuits()
 	for i := range views {
 		d.plan.Nodes = append(d.plan.Nodes, d.decideNode(i, &views[i]))
@@ -47,6 +47,7 @@ type nodeView struct {
 	evals           map[string]evaluation // by policy, for valid policies selecting the node
 	humanUncordoned time.Time
 	report          *DrainReport
+	repairReport    *RepairReport
 	// nextAttempt is when a DrainFailed node's drain is tried again (zero:
 	// never), for the policy status.
 	nextAttempt time.Time
@@ -75,12 +76,15 @@ func newDecider(now time.Time, in []v1alpha1.RemediationPolicy) *decider {
 
 // observe evaluates every policy on every node and counts, per policy, the
 // nodes it selects, that are triggered, and that it holds.
-func (d *decider) observe(nodes []corev1.Node, drains map[string]DrainReport) []nodeView {
+func (d *decider) observe(nodes []corev1.Node, reports Reports) []nodeView {
 	views := make([]nodeView, 0, len(nodes))
 	for i := range nodes {
 		v := d.observeNode(&nodes[i])
-		if r, ok := drains[v.node.Name]; ok {
+		if r, ok := reports.Drains[v.node.Name]; ok {
 			v.report = &r
+		}
+		if r, ok := reports.Repairs[v.node.Name]; ok {
+			v.repairReport = &r
 		}
 		views = append(views, v)
 	}
@@ -193,7 +197,9 @@ func (d *decider) advance(i int, nd NodeDecision, v *nodeView, p *policy) NodeDe
 	case v1alpha1.StateDraining:
 		return d.draining(nd, v, p)
 	case v1alpha1.StateDrained:
-		return hold(nd, "drained; waiting for the node to recover")
+		return d.drained(nd, v, p)
+	case v1alpha1.StateRepairing:
+		return d.repairing(nd, v, p)
 	case v1alpha1.StateDrainFailed:
 		return d.retryOrEscalate(nd, v, p)
 	}
@@ -643,6 +649,8 @@ func (d *decider) summarize(views []nodeView) {
 			CircuitOpen:   p.circuitOpen,
 			Stuck:         d.stuck(p, views),
 			OverBudget:    d.overBudget(p, views),
+			Repairing:     d.repairingCount(p, views),
+			RecentRepairs: p.recentRepairs(d.now),
 		})
 	}
 	if d.wake.After(d.now) {

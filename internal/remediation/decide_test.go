@@ -362,7 +362,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := Decide(t0, tc.policies, tc.nodes, nil)
+			plan := Decide(t0, tc.policies, tc.nodes, Reports{})
 			if diff := cmp.Diff(tc.want, actions(plan)); diff != "" {
 				t.Errorf("actions (-want +got):\n%s", diff)
 			}
@@ -398,7 +398,7 @@ func TestDecidePolicyStatus(t *testing.T) {
 		node("b3", label("pool", "b"), rebootTrue(time.Hour, "")),
 		node("b4", label("pool", "b")),
 	}
-	plan := Decide(t0, policies, nodes, nil)
+	plan := Decide(t0, policies, nodes, Reports{})
 	want := []PolicyStatus{
 		{Name: "bad", Invalid: `maxConcurrent must be a whole number or a percentage from 1% to 100%, not "150%"`, Selected: 9},
 		// a1 and a5 held, a5 released: still 2 of 2 slots used in this pass.
@@ -417,7 +417,7 @@ func TestDecideDecisionDetails(t *testing.T) {
 		node("b", held("p", v1alpha1.StateDraining), rebootTrue(time.Hour, "")),
 		node("c", held("p", v1alpha1.StateCordoned), rebootTrue(time.Hour, "")),
 	}
-	plan := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", maxConcurrent(intstr.FromInt32(3)), maxUnhealthy(intstr.FromInt32(3)))}, nodes, nil)
+	plan := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", maxConcurrent(intstr.FromInt32(3)), maxUnhealthy(intstr.FromInt32(3)))}, nodes, Reports{})
 
 	a, _ := plan.Node("a")
 	wantTrigger := &Trigger{Type: reboot, Status: corev1.ConditionTrue, Since: t0.Add(-time.Hour), Deadline: time.Date(2024, 1, 9, 2, 0, 0, 0, time.UTC)}
@@ -452,7 +452,7 @@ func TestHumanUncordonLifecycle(t *testing.T) {
 	n := node("a", rebootTrue(time.Hour, ""))
 	step := func(now time.Time, want Action) NodeDecision {
 		t.Helper()
-		plan := Decide(now, policies, []corev1.Node{n}, nil)
+		plan := Decide(now, policies, []corev1.Node{n}, Reports{})
 		d := plan.Nodes[0]
 		if d.Action != want {
 			t.Fatalf("at %v: action %s (%s), want %s", now, d.Action, d.Why, want)
@@ -490,7 +490,7 @@ func TestDecideDoesNotModifyInput(t *testing.T) {
 	}
 	before := []corev1.Node{*nodes[0].DeepCopy(), *nodes[1].DeepCopy()}
 	beforePolicy := *policies[0].DeepCopy()
-	Decide(t0, policies, nodes, nil)
+	Decide(t0, policies, nodes, Reports{})
 	if diff := cmp.Diff(before, nodes); diff != "" {
 		t.Errorf("nodes modified (-before +after):\n%s", diff)
 	}

@@ -35,7 +35,13 @@
 //	Draining       report: the attempt failed                     Record       DrainFailed (+ blocked-by)
 //	Draining       policy turned dryRun                           Hold         Draining (drain cancelled)
 //	Draining       policy turned drain.enabled off                Record       Cordoned (drain cancelled)
-//	Drained        matches                                        Hold         Drained
+//	Drained        matches, no repair ladder                      Hold         Drained
+//	Drained        matches, first step's after passed, circuit    Repair       Repairing (step 0)
+//	               closed, maxRepairsPerHour allows (not Wait)
+//	Repairing      step running, no report                        Hold         Repairing (the step runs)
+//	Repairing      report of this step                            Record       Repairing (+ repair-result)
+//	Repairing      step ended, next step's after passed           Repair       Repairing (step i+1)
+//	Repairing      last step ended                                Hold         Repairing (for a human)
 //	DrainFailed    NotReady, drain.outOfServiceTaint              StartDrain   Draining (+ out-of-service taint)
 //	DrainFailed    drain.forceAfter passed, not forced yet        StartDrain   Draining (forced: pods deleted)
 //	DrainFailed    attempts left, backoff passed                  StartDrain   Draining (attempt n+1)
@@ -51,6 +57,19 @@
 //	               its trigger still matches                                   (+ orphaned, Orphaned Event once)
 //	any held       policy gone / no longer selects, recovered     Release      - (per keep-on-recovery)
 //	any held       policy invalid                                 Hold         unchanged
+//
+// Repair: the ladder is the repair of the first rule for the trigger whose
+// reasons match the condition when the first step starts, else the
+// policy's; it is fixed then (nodewarden.io/repair-ladder). A step starts
+// when the node has not recovered for its after since the previous step
+// (or the drain) ended; a failed step escalates like a succeeded one. Wait
+// ends as it starts. DeleteNode, ClusterAPI and Webhook are carried out by
+// the reconciler (NodeDecision.Repair) and count against maxRepairsPerHour
+// over a rolling hour, counted from status.recentRepairs and the nodes on
+// such a step (a deleted node takes its annotations with it, so the
+// reconciler writes the status before it starts a step, and overlays what
+// it wrote until its cache shows it: WithRecentRepairs). The node keeps its
+// maxConcurrent slot throughout; the circuit breaker starts no step.
 //
 // Release undoes what nodewarden did (its own cordon, the taints and
 // annotations it added) when uncordonOnRecovery is true, and otherwise only

@@ -56,7 +56,7 @@ func simulate(t *testing.T, in *bytes) {
 		seen = max(seen, len(history)-1-in.intn(3))
 		cache := history[seen]
 		view := writes.View(cache)
-		plan := Decide(now, policies, view, w.reports)
+		plan := Decide(now, policies, view, Reports{Drains: w.reports})
 		checkInvariants(t, policies, view, plan)
 		checkDeterministic(t, now, policies, view, w.reports, plan)
 		w.carryOut(t, plan, &writes)
@@ -241,7 +241,7 @@ func checkDeterministic(t *testing.T, now time.Time, policies []v1alpha1.Remedia
 	slices.Reverse(rp)
 	rn := slices.Clone(nodes)
 	slices.Reverse(rn)
-	if diff := cmp.Diff(plan, Decide(now, rp, rn, reports)); diff != "" {
+	if diff := cmp.Diff(plan, Decide(now, rp, rn, Reports{Drains: reports})); diff != "" {
 		t.Errorf("plan depends on input order (-forward +reversed):\n%s", diff)
 	}
 }

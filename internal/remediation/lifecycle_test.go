@@ -25,7 +25,7 @@ type cluster struct {
 
 func (c *cluster) pass(now time.Time) Plan {
 	c.t.Helper()
-	plan := Decide(now, c.policies, c.nodes, c.reports)
+	plan := Decide(now, c.policies, c.nodes, Reports{Drains: c.reports})
 	for i, d := range plan.Nodes {
 		if !d.DryRun {
 			c.nodes[i] = apply(c.t, c.nodes[i], d.Patch)
@@ -59,7 +59,7 @@ func TestStaleCacheNeverExceedsBudget(t *testing.T) {
 		node("b", rebootTrue(5*time.Minute, soon)), // earlier deadline, for: not yet run out
 	}
 	var writes Writes
-	first := Decide(t0, policies, writes.View(cache), nil)
+	first := Decide(t0, policies, writes.View(cache), Reports{})
 	if got := actions(first); !slices.Equal(got, []string{"a: Cordon p", "b: None"}) {
 		t.Fatalf("first pass: %v", got)
 	}
@@ -69,10 +69,10 @@ func TestStaleCacheNeverExceedsBudget(t *testing.T) {
 
 	// Six minutes on, the cache still shows a as it was.
 	later := t0.Add(6 * time.Minute)
-	if got := actions(Decide(later, policies, writes.View(cache), nil)); !slices.Equal(got, []string{"a: StartDrain p", "b: Defer p"}) {
+	if got := actions(Decide(later, policies, writes.View(cache), Reports{})); !slices.Equal(got, []string{"a: StartDrain p", "b: Defer p"}) {
 		t.Errorf("with the own writes: %v, want a draining and b deferred", got)
 	}
-	if got := actions(Decide(later, policies, cache, nil)); !slices.Contains(got, "b: Cordon p") {
+	if got := actions(Decide(later, policies, cache, Reports{})); !slices.Contains(got, "b: Cordon p") {
 		t.Errorf("the stale cache alone no longer shows the bug (%v): this test proves nothing", got)
 	}
 
@@ -256,7 +256,7 @@ func TestEscalations(t *testing.T) {
 	t.Run("an unforced drain ends when forceAfter comes", func(t *testing.T) {
 		n := node("a", held("p", v1alpha1.StateDraining), rebootTrue(time.Hour, ""),
 			annotate(v1alpha1.AnnotationDrainStarted, formatTime(t0.Add(-5*time.Minute))))
-		d := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", forceAfter(10*time.Minute))}, []corev1.Node{n}, nil).Nodes[0]
+		d := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", forceAfter(10*time.Minute))}, []corev1.Node{n}, Reports{}).Nodes[0]
 		if d.Drain == nil || !d.Drain.Deadline.Equal(t0.Add(5*time.Minute)) || d.Drain.Force {
 			t.Errorf("%+v, want an unforced drain until %v", d.Drain, t0.Add(5*time.Minute))
 		}
@@ -320,7 +320,7 @@ func TestRecoverFor(t *testing.T) {
 func TestPolicyEditsCancelTheDrain(t *testing.T) {
 	draining := func() corev1.Node { return node("a", held("p", v1alpha1.StateDraining), rebootTrue(time.Hour, "")) }
 	t.Run("dryRun turned on", func(t *testing.T) {
-		d := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", dryRun)}, []corev1.Node{draining()}, nil).Nodes[0]
+		d := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", dryRun)}, []corev1.Node{draining()}, Reports{}).Nodes[0]
 		if d.Action != ActionHold || !d.CancelDrain || d.Drain != nil || !d.Patch.IsEmpty() {
 			t.Errorf("%+v, want the drain cancelled and nothing written", d)
 		}
@@ -339,7 +339,7 @@ func TestPolicyEditsCancelTheDrain(t *testing.T) {
 	})
 	t.Run("a release cancels", func(t *testing.T) {
 		n := node("a", held("p", v1alpha1.StateDraining), cond(reboot, corev1.ConditionFalse, 0, ""))
-		if d := Decide(t0, []v1alpha1.RemediationPolicy{rp("p")}, []corev1.Node{n}, nil).Nodes[0]; d.Action != ActionRelease || !d.CancelDrain {
+		if d := Decide(t0, []v1alpha1.RemediationPolicy{rp("p")}, []corev1.Node{n}, Reports{}).Nodes[0]; d.Action != ActionRelease || !d.CancelDrain {
 			t.Errorf("%+v", d)
 		}
 	})
@@ -389,7 +389,7 @@ func TestRejectedSpecs(t *testing.T) {
 		"evictDaemonSetPods, cordon unset": func(p *v1alpha1.RemediationPolicy) { p.Spec.Drain.EvictDaemonSetPods = true; p.Spec.Cordon = nil },
 	} {
 		t.Run(name, func(t *testing.T) {
-			s := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", opt)}, nil, nil).Policies[0]
+			s := Decide(t0, []v1alpha1.RemediationPolicy{rp("p", opt)}, nil, Reports{}).Policies[0]
 			if s.Invalid == "" {
 				t.Errorf("accepted")
 			}

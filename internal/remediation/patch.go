@@ -89,6 +89,9 @@ var stateAnnotations = []string{
 	v1alpha1.AnnotationOverBudget,
 	v1alpha1.AnnotationKeepOnRecovery,
 	v1alpha1.AnnotationOrphaned,
+	v1alpha1.AnnotationRepairStep,
+	v1alpha1.AnnotationRepairResult,
+	v1alpha1.AnnotationRepairLadder,
 }
 
 // drainAnnotations describe the drain attempts of one remediation; a
@@ -214,6 +217,32 @@ func RecordPatch(n *corev1.Node, r DrainReport, now time.Time) NodePatch {
 	}
 	p := StatePatch(n, v1alpha1.StateDrainFailed, now)
 	p.set(v1alpha1.AnnotationBlockedBy, truncate(r.BlockedBy, maxBlockedBy))
+	return p
+}
+
+// RepairPatch starts step i of the repair ladder named label: state
+// Repairing since now. A Wait step ends as it starts.
+func RepairPatch(n *corev1.Node, i int, a v1alpha1.RepairAction, label string, now time.Time) NodePatch {
+	p := StatePatch(n, v1alpha1.StateRepairing, now)
+	p.set(v1alpha1.AnnotationRepairStep, strconv.Itoa(i)+":"+string(a))
+	p.set(v1alpha1.AnnotationRepairLadder, label)
+	if a.Destructive() {
+		p.removeIfPresent(n, v1alpha1.AnnotationRepairResult)
+	} else {
+		p.set(v1alpha1.AnnotationRepairResult, repairSucceeded)
+	}
+	return p
+}
+
+// RepairResultPatch records how a repair step ended; the next step's after
+// counts from now.
+func RepairResultPatch(n *corev1.Node, r RepairReport, now time.Time) NodePatch {
+	p := StatePatch(n, v1alpha1.StateRepairing, now)
+	result := repairSucceeded
+	if !r.Succeeded {
+		result = repairFailedPrefix + r.Message
+	}
+	p.set(v1alpha1.AnnotationRepairResult, truncate(result, maxBlockedBy))
 	return p
 }
 

@@ -69,6 +69,9 @@ const (
 	// another policy's condition holds: the other policy takes it as it is,
 	// without an uncordon in between.
 	ActionHandover Action = "Handover"
+	// ActionRepair: the node was drained and has not recovered: start the
+	// next step of its repair ladder (state Repairing).
+	ActionRepair Action = "Repair"
 )
 
 // NodeDecision is what to do with one node, and why.
@@ -98,6 +101,42 @@ type NodeDecision struct {
 	// OverBudget: the node is taken beyond maxConcurrent because its
 	// deadline would pass while it waited for a slot.
 	OverBudget bool
+	// Repair, when set, is the repair step that must be carried out on the
+	// node: the reconciler starts it unless it runs already or has ended
+	// (after a restart it is started again: a step must be safe to repeat).
+	Repair *RepairOrder
+}
+
+// RepairOrder is a repair step as the policy wants it carried out.
+type RepairOrder struct {
+	// Step is the step's index in its ladder; Started when it started.
+	// Node, Step and Started identify it (a webhook's idempotency key).
+	Step    int
+	Started time.Time
+	Action  v1alpha1.RepairAction
+	Webhook *v1alpha1.WebhookRepair
+	// Trigger is the condition that made the policy take the node, with
+	// its current reason and message.
+	Trigger Trigger
+	Reason  string
+	Message string
+}
+
+// RepairReport is how a repair step ended, as the repairer reports it.
+type RepairReport struct {
+	Step      int
+	Started   time.Time
+	Succeeded bool
+	// Message says what was done, or why it failed.
+	Message string
+}
+
+// Reports are the outcomes of the work the reconciler carried out (drain
+// attempts, repair steps) that are not yet recorded on their nodes, by node
+// name.
+type Reports struct {
+	Drains  map[string]DrainReport
+	Repairs map[string]RepairReport
 }
 
 // DrainOrder is one drain attempt as the policy wants it run.
@@ -158,6 +197,13 @@ type PolicyStatus struct {
 	Stuck []v1alpha1.StuckNode
 	// OverBudget are the nodes held beyond maxConcurrent for their deadline.
 	OverBudget []v1alpha1.OverBudgetNode
+	// Repairing counts the nodes in state Repairing once the plan is
+	// carried out.
+	Repairing int32
+	// RecentRepairs are the destructive repair steps started in the last
+	// hour, including those this plan starts, oldest first; the reconciler
+	// writes them to the status before it starts a step.
+	RecentRepairs []v1alpha1.RepairRecord
 }
 
 // Event is a Kubernetes Event to emit. It is about the Node when Node is set
@@ -172,21 +218,25 @@ type Event struct {
 
 // Event reasons.
 const (
-	ReasonWaiting        = "WaitingForDeadline"
-	ReasonCordoned       = "Cordoned"
-	ReasonBudgetYielded  = "BudgetYielded"
-	ReasonHandedOver     = "HandedOver"
-	ReasonOrphaned       = "Orphaned"
-	ReasonDrainCancelled = "DrainCancelled"
-	ReasonRecovering     = "Recovering"
-	ReasonEscalated      = "DrainEscalated"
-	ReasonDrainStarted   = "DrainStarted"
-	ReasonDrainSucceeded = "DrainSucceeded"
-	ReasonDrainFailed    = "DrainFailed"
-	ReasonUncordoned     = "Uncordoned"
-	ReasonReleased       = "Released"
-	ReasonStopped        = "RemediationStopped"
-	ReasonDeferred       = "Deferred"
-	ReasonCircuitOpen    = "CircuitOpen"
-	ReasonCircuitClosed  = "CircuitClosed"
+	ReasonWaiting         = "WaitingForDeadline"
+	ReasonCordoned        = "Cordoned"
+	ReasonBudgetYielded   = "BudgetYielded"
+	ReasonHandedOver      = "HandedOver"
+	ReasonOrphaned        = "Orphaned"
+	ReasonDrainCancelled  = "DrainCancelled"
+	ReasonRecovering      = "Recovering"
+	ReasonEscalated       = "DrainEscalated"
+	ReasonDrainStarted    = "DrainStarted"
+	ReasonDrainSucceeded  = "DrainSucceeded"
+	ReasonDrainFailed     = "DrainFailed"
+	ReasonUncordoned      = "Uncordoned"
+	ReasonReleased        = "Released"
+	ReasonStopped         = "RemediationStopped"
+	ReasonDeferred        = "Deferred"
+	ReasonCircuitOpen     = "CircuitOpen"
+	ReasonCircuitClosed   = "CircuitClosed"
+	ReasonRepairStarted   = "RepairStarted"
+	ReasonRepairSucceeded = "RepairSucceeded"
+	ReasonRepairFailed    = "RepairFailed"
+	ReasonRepairDeferred  = "RepairDeferred"
 )

@@ -2,6 +2,7 @@ package remediation
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -51,6 +52,12 @@ type policy struct {
 	circuitOpen                         bool
 	candidates                          []candidate
 	started, deferred                   int
+
+	// repairs are the destructive repair steps counted against
+	// maxRepairsPerHour: the status's, and those noted while deciding.
+	repairs           []v1alpha1.RepairRecord
+	maxRepairsPerHour int
+	repairDeferred    int
 }
 
 // compilePolicies returns the policies sorted by name, so that every later
@@ -87,6 +94,11 @@ func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
 	}
 	p.retryBackoff = durationOr(rp.Spec.Drain.RetryBackoff, defaultRetryBackoff)
 	p.outOfService = rp.Spec.Drain.OutOfServiceTaint
+	p.repairs = slices.Clone(rp.Status.RecentRepairs)
+	p.maxRepairsPerHour = defaultMaxRepairsPerHour
+	if m := rp.Spec.MaxRepairsPerHour; m != nil && *m >= 0 {
+		p.maxRepairsPerHour = int(*m)
+	}
 	sel, err := metav1.LabelSelectorAsSelector(rp.Spec.NodeSelector)
 	if err != nil {
 		p.invalid = fmt.Sprintf("invalid nodeSelector: %v", err)
@@ -125,6 +137,38 @@ func specProblem(s *v1alpha1.RemediationPolicySpec) string {
 	}
 	if s.Drain.EvictDaemonSetPods && boolOr(s.Cordon, true) {
 		return "drain.evictDaemonSetPods with a cordon can never finish: DaemonSet pods tolerate the cordon and come straight back"
+	}
+	if problem := repairProblem("repair", s.Repair); problem != "" {
+		return problem
+	}
+	for i, r := range s.Conditions {
+		if problem := repairProblem(fmt.Sprintf("conditions[%d].repair", i), r.Repair); problem != "" {
+			return problem
+		}
+	}
+	return ""
+}
+
+// repairProblem checks a ladder as the CRD schema does.
+func repairProblem(field string, r *v1alpha1.RepairSpec) string {
+	if r == nil {
+		return ""
+	}
+	if len(r.Steps) == 0 {
+		return field + ".steps is empty"
+	}
+	for i, st := range r.Steps {
+		switch st.Action {
+		case v1alpha1.RepairWait, v1alpha1.RepairDeleteNode, v1alpha1.RepairClusterAPI, v1alpha1.RepairWebhook:
+		default:
+			return fmt.Sprintf("%s.steps[%d].action %q is not Wait, DeleteNode, ClusterAPI or Webhook", field, i, st.Action)
+		}
+		if (st.Action == v1alpha1.RepairWebhook) != (st.Webhook != nil) {
+			return fmt.Sprintf("%s.steps[%d].webhook must be set when action is Webhook, and only then", field, i)
+		}
+		if st.After.Duration < 0 {
+			return fmt.Sprintf("%s.steps[%d].after is negative", field, i)
+		}
 	}
 	return ""
 }

@@ -31,6 +31,8 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 		RemediatingNodes:   s.Remediating,
 		StuckNodes:         s.Stuck,
 		OverBudgetNodes:    s.OverBudget,
+		RepairingNodes:     s.Repairing,
+		RecentRepairs:      s.RecentRepairs,
 		Conditions:         slices.Clone(rp.Status.Conditions),
 	}
 	for _, c := range []metav1.Condition{readyCondition(s), circuitCondition(s)} {
@@ -44,6 +46,18 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 // maxListed bounds status.stuckNodes and status.overBudgetNodes, so a
 // cluster-wide incident does not make the policy object huge.
 const maxListed = 20
+
+// repairingCount counts the nodes p holds in Repairing once the plan is
+// carried out.
+func (d *decider) repairingCount(p *policy, views []nodeView) int32 {
+	var n int32
+	for i := range views {
+		if nd := d.plan.Nodes[i]; heldAfter(nd, p) && annotationAfter(nd, views[i].node, v1alpha1.AnnotationState) == string(v1alpha1.StateRepairing) {
+			n++
+		}
+	}
+	return n
+}
 
 // stuck lists the nodes p holds in DrainFailed once the plan is carried
 // out, the longest stuck first.

@@ -40,7 +40,7 @@ func evaluate(now time.Time, rules []v1alpha1.ConditionRule, n *corev1.Node) eva
 		if c == nil {
 			continue
 		}
-		if c.Status != ruleStatus(r) {
+		if c.Status != ruleStatus(r) || !reasonMatches(r.Reasons, c.Reason) {
 			if c.LastTransitionTime.After(e.clearSince) {
 				e.clearSince = c.LastTransitionTime.Time
 			}
