@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -499,6 +500,16 @@ func (in install) controllerDrains(t *testing.T) {
 		}
 		return nil
 	})
+	// The controller runs only on the real node it is about to drain: its
+	// evicted replicas would land on the simulated nodes, where nothing
+	// runs, and the drain would stop with its leader (seen under load).
+	// Its PodDisruptionBudget keeps both replicas here, so the drain
+	// evicts the workload and stays blocked by the controller's own PDB,
+	// as on a cluster with one node left.
+	if _, err := c.Clientset.PolicyV1().PodDisruptionBudgets(in.ns).Patch(ctx, in.prefix+"-controller", types.MergePatchType,
+		[]byte(`{"spec":{"maxUnavailable":0}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// Simulated nodes added only now, so that everything above ran for
 	// real: they take the evicted pods, and keep the policy's maxUnhealthy
 	// (50%) from opening the circuit for the one real node.
