@@ -33,7 +33,7 @@ image-push: ## make image, then push it: make image-push IMAGE=registry/reposito
 	$(IMAGE_TOOL) -platforms '$(PLATFORMS)' -out $(BIN)/image -push '$(IMAGE)' $(if $(INSECURE),-insecure)
 
 .PHONY: k8s-bins
-k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, kwok, helm, kustomize, controller-gen (cached).
+k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, kwok, helm, kustomize, controller-gen; copy Cluster API's CRDs (cached).
 	hack/k8s-bins.sh
 
 .PHONY: node-deps

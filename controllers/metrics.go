@@ -13,6 +13,7 @@ type Metrics struct {
 	CircuitOpen    *prometheus.GaugeVec     // policy
 	TriggeredNodes *prometheus.GaugeVec     // policy
 	StuckNodes     *prometheus.GaugeVec     // policy
+	Repairs        *prometheus.CounterVec   // policy, action, result
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -47,7 +48,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nodewarden_controller_stuck_nodes",
 			Help: "Nodes a policy holds whose drain failed (state DrainFailed, retrying or waiting for a human); nodewarden.io/blocked-by on each says why.",
 		}, []string{"policy"}),
+		Repairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodewarden_controller_repairs_total",
+			Help: "Repair steps that ended (DeleteNode, ClusterAPI, Webhook), by policy, action and result (success, failure); a step cancelled before it ended is not counted.",
+		}, []string{"policy", "action", "result"}),
 	}
-	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes)
+	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes, m.Repairs)
 	return m
 }

@@ -40,6 +40,7 @@ type RemediationReconciler struct {
 	// Client reads Nodes and policies from the cache and writes through the API.
 	Client   client.Client
 	Drains   *Drains
+	Repairs  *Repairs
 	Recorder events.EventRecorder
 	Metrics  *Metrics
 	// DryRun: log and emit Events, write nothing to Nodes (policy status is still written).
@@ -50,11 +51,17 @@ type RemediationReconciler struct {
 	// writes are this reconciler's Node writes the cache has not shown yet;
 	// decisions see them, so a lagging cache never frees a slot twice.
 	writes remediation.Writes
+	// recentRepairs are the status.recentRepairs this reconciler wrote, by
+	// policy: overlaid on a cache that may not show them yet.
+	recentRepairs map[string][]v1alpha1.RepairRecord
 }
 
 // SetupWithManager watches Nodes and policies, and drain completions.
 func (r *RemediationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.Drains); err != nil {
+		return err
+	}
+	if err := mgr.Add(r.Repairs); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -65,6 +72,7 @@ func (r *RemediationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			}})).
 		Watches(&v1alpha1.RemediationPolicy{}, enqueueEverything[client.Object]()).
 		WatchesRawSource(source.Channel(r.Drains.Done(), enqueueEverything[client.Object]())).
+		WatchesRawSource(source.Channel(r.Repairs.Done(), enqueueEverything[client.Object]())).
 		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
 		Complete(r)
 }
@@ -88,13 +96,16 @@ func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 	}
 	nodes := r.writes.View(cached.Items)
 	now := r.Clock.Now()
-	plan := remediation.Decide(now, policies.Items, nodes, remediation.Reports{Drains: r.Drains.Reports()})
+	plan := remediation.Decide(now, remediation.WithRecentRepairs(policies.Items, r.recentRepairs), nodes,
+		remediation.Reports{Drains: r.Drains.Reports(), Repairs: r.Repairs.Reports()})
 
 	nodeByName := map[string]*corev1.Node{}
 	for i := range nodes {
 		nodeByName[nodes[i].Name] = &nodes[i]
 	}
-	r.Drains.Retain(func(node string) bool { return nodeByName[node] != nil })
+	exists := func(node string) bool { return nodeByName[node] != nil }
+	r.Drains.Retain(exists)
+	r.Repairs.Retain(exists)
 	policyByName := map[string]*v1alpha1.RemediationPolicy{}
 	for i := range policies.Items {
 		policyByName[policies.Items[i].Name] = &policies.Items[i]
@@ -102,11 +113,15 @@ func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 
 	result := ctrl.Result{RequeueAfter: plan.RequeueAfter}
 	done := map[string]bool{} // nodes whose decision was carried out: their events may be emitted
+	var repairs []remediation.NodeDecision
 	for _, d := range plan.Nodes {
 		err := r.carryOut(ctx, d, nodeByName[d.Node], policyByName[d.Policy])
 		switch {
 		case err == nil:
 			done[d.Node] = true
+			if d.Repair != nil && !d.DryRun && !r.DryRun {
+				repairs = append(repairs, d)
+			}
 		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 			// The Node changed since the cache showed it; decide again on the new one.
 			result.RequeueAfter = time.Second
@@ -118,6 +133,11 @@ func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 	if err := r.writeStatuses(ctx, plan.Policies, policyByName, now); err != nil {
 		return ctrl.Result{}, err
 	}
+	// Only now: maxRepairsPerHour counts from the status, and a step whose
+	// node is deleted leaves no other trace.
+	for _, d := range repairs {
+		r.Repairs.Ensure(nodeByName[d.Node], d.Policy, *d.Repair)
+	}
 	r.observe(plan)
 	return result, nil
 }
@@ -127,8 +147,9 @@ func (r *RemediationReconciler) Reconcile(ctx context.Context, _ reconcile.Reque
 func (r *RemediationReconciler) carryOut(ctx context.Context, d remediation.NodeDecision, node *corev1.Node, rp *v1alpha1.RemediationPolicy) error {
 	if d.CancelDrain {
 		// Never leave a drain evicting pods from a node we gave back, or
-		// under settings that no longer apply.
+		// under settings that no longer apply; nor a repair step.
 		r.Drains.Cancel(d.Node)
+		r.Repairs.Cancel(d.Node)
 	}
 	if d.DryRun || r.DryRun {
 		if !d.Patch.IsEmpty() {
@@ -145,7 +166,11 @@ func (r *RemediationReconciler) carryOut(ctx context.Context, d remediation.Node
 		}
 		r.writes.Record(d.Patch.ResourceVersion, written)
 		if d.Action == remediation.ActionRecord {
-			r.Drains.Recorded(d.Node)
+			if _, repair := d.Patch.SetAnnotations[v1alpha1.AnnotationRepairResult]; repair {
+				r.Repairs.Recorded(d.Node)
+			} else {
+				r.Drains.Recorded(d.Node)
+			}
 		}
 		r.Log.Info("node updated", "node", d.Node, "policy", d.Policy, "action", d.Action, "why", d.Why)
 	}
@@ -215,6 +240,12 @@ func (r *RemediationReconciler) writeStatuses(ctx context.Context, statuses []re
 		updated.Status = want
 		if err := r.Client.Status().Patch(ctx, updated, client.MergeFrom(rp)); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("policy %s status: %w", rp.Name, err)
+		}
+		if len(s.RecentRepairs) > 0 {
+			if r.recentRepairs == nil {
+				r.recentRepairs = map[string][]v1alpha1.RepairRecord{}
+			}
+			r.recentRepairs[s.Name] = s.RecentRepairs
 		}
 	}
 	return nil

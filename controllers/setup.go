@@ -58,7 +58,7 @@ type Options struct {
 }
 
 // Setup builds the remediation controller as `nodewarden controller` runs it
-// (reconciler, background drains, Events, metrics) and adds it to mgr. The
+// (reconciler, background drains and repair steps, Events, metrics) and adds it to mgr. The
 // binary and the tests wire it through here, so they run the same thing.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	recorder := mgr.GetEventRecorder("nodewarden-controller")
@@ -66,6 +66,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	r := &RemediationReconciler{
 		Client:   mgr.GetClient(),
 		Drains:   NewDrains(opts.Clientset, metrics, opts.Log),
+		Repairs:  NewRepairs(opts.Clientset, mgr.GetClient(), nil, metrics, opts.Log),
 		Recorder: recorder,
 		Metrics:  metrics,
 		DryRun:   opts.DryRun,

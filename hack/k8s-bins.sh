@@ -24,6 +24,7 @@ KUSTOMIZE_VERSION=v5.8.2     # v5.8.3 needs Go 1.27
 CONTROLLER_GEN_VERSION=v0.23.0
 GOLANGCI_LINT_VERSION=v2.15.0
 GOTESTSUM_VERSION=v1.13.0
+CAPI_VERSION=v1.13.6         # Cluster API: only its CRDs, for the ClusterAPI repair's tests
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 mkdir -p "$BIN" "$CACHE"
@@ -162,14 +163,32 @@ build_kwok() {
   ln -sfn "$stages" "$BIN/kwok-stages"
 }
 
+# Cluster API's CRDs (Machine and the rest of config/crd/bases), copied from
+# its module: the ClusterAPI repair is tested against the real schema, in an
+# API server that serves them as Cluster API's own install does.
+build_capi_crds() {
+  local crds="$CACHE/cluster-api-$CAPI_VERSION/crds"
+  if [ ! -f "$crds/cluster.x-k8s.io_machines.yaml" ]; then
+    check_proxy
+    local dir; dir=$(GOFLAGS= go mod download -json "sigs.k8s.io/cluster-api@$CAPI_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    [ -f "$dir/config/crd/bases/cluster.x-k8s.io_machines.yaml" ] || die "no config/crd/bases in sigs.k8s.io/cluster-api@$CAPI_VERSION"
+    rm -rf "$crds.tmp" && mkdir -p "$crds.tmp"
+    cp "$dir"/config/crd/bases/*.yaml "$crds.tmp/"
+    chmod u+w "$crds.tmp"/*.yaml # the module cache is read-only
+    rm -rf "$crds" && mv "$crds.tmp" "$crds"
+  fi
+  ln -sfn "$crds" "$BIN/capi-crds"
+}
+
 want=("$@")
-[ ${#want[@]} -eq 0 ] && want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm kustomize controller-gen gotestsum)
+[ ${#want[@]} -eq 0 ] && want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy kwok helm kustomize controller-gen gotestsum capi-crds)
 total=$SECONDS
 for tool in "${want[@]}"; do
   case "$tool" in
     kube-apiserver|kube-controller-manager|kube-scheduler|kubectl|kubelet|kube-proxy) build_kube "$tool" ;;
     etcd) build_etcd ;;
     kwok) build_kwok ;;
+    capi-crds) build_capi_crds ;;
     helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" ;;
     kustomize) go_install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION" ;;
     controller-gen) go_install controller-gen sigs.k8s.io/controller-tools/cmd/controller-gen "$CONTROLLER_GEN_VERSION" ;;

@@ -238,5 +238,4 @@ const (
 	ReasonRepairStarted   = "RepairStarted"
 	ReasonRepairSucceeded = "RepairSucceeded"
 	ReasonRepairFailed    = "RepairFailed"
-	ReasonRepairDeferred  = "RepairDeferred"
 )

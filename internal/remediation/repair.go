@@ -13,8 +13,9 @@ import (
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 )
 
-// repairWindow is what maxRepairsPerHour counts over.
-const repairWindow = time.Hour
+// repairWindow is what maxRepairsPerHour counts over: an hour, and the
+// second a start time loses when it is written down in whole seconds.
+const repairWindow = time.Hour + time.Second
 
 // defaultMaxRepairsPerHour mirrors the CRD default.
 const defaultMaxRepairsPerHour = 1
@@ -159,13 +160,18 @@ func (d *decider) nextRepair(nd NodeDecision, v *nodeView, p *policy, ladder *v1
 			p.repairDeferred++
 			return hold(nd, fmt.Sprintf("maxRepairsPerHour (%d) is used up; repair step %d (%s) can start at %s", p.maxRepairsPerHour, i+1, step.Action, formatTime(free)))
 		}
-		p.noteRepair(nd.Node, step.Action, d.now)
+	}
+	// The step is known by the time the annotation keeps (whole seconds),
+	// so that every later pass, and the next leader, names it the same.
+	started := d.now.UTC().Truncate(time.Second)
+	if step.Action.Destructive() && !p.dryRun {
+		p.noteRepair(nd.Node, step.Action, started)
 	}
 	nd.Action = ActionRepair
 	nd.Why = fmt.Sprintf("drained and not recovered: repair step %d of %d (%s)", i+1, len(ladder.Steps), step.Action)
-	nd.Patch = RepairPatch(v.node, i, step.Action, label, d.now)
+	nd.Patch = RepairPatch(v.node, i, step.Action, label, started)
 	if step.Action.Destructive() {
-		nd.Repair = d.repairOrder(v.node, nd.Trigger, i, d.now, step)
+		nd.Repair = d.repairOrder(v.node, nd.Trigger, i, started, step)
 	}
 	d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonRepairStarted,
 		"policy %s: the node has not recovered from %s: repair step %d of %d: %s", p.name, describeTrigger(nd.Trigger), i+1, len(ladder.Steps), step.Action)
@@ -209,7 +215,7 @@ func (p *policy) noteRepair(node string, a v1alpha1.RepairAction, started time.T
 		return
 	}
 	for _, r := range p.repairs {
-		if r.Node == node && r.Started.Time.Equal(started) {
+		if r.Node == node && r.Started.Unix() == started.Unix() {
 			return
 		}
 	}
@@ -255,7 +261,8 @@ func WithRecentRepairs(policies []v1alpha1.RemediationPolicy, written map[string
 		}
 		merged := slices.Clone(out[i].Status.RecentRepairs)
 		for _, r := range extra {
-			if !slices.ContainsFunc(merged, func(m v1alpha1.RepairRecord) bool { return m.Node == r.Node && m.Started.Equal(&r.Started) }) {
+			// Compared in whole seconds, the precision the status keeps.
+			if !slices.ContainsFunc(merged, func(m v1alpha1.RepairRecord) bool { return m.Node == r.Node && m.Started.Unix() == r.Started.Unix() }) {
 				merged = append(merged, r)
 			}
 		}

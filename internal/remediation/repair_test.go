@@ -256,7 +256,7 @@ func TestRepairBudgets(t *testing.T) {
 		if got := actions(plan); !slices.Equal(got, []string{"a: Repair p", "b: Hold p", "c: Hold p"}) {
 			t.Errorf("actions %v: one more step fits in the hour", got)
 		}
-		if want := 10 * time.Minute; plan.RequeueAfter != want {
+		if want := 10*time.Minute + time.Second; plan.RequeueAfter != want {
 			t.Errorf("RequeueAfter %s, want %s (when gone-1's step is an hour old)", plan.RequeueAfter, want)
 		}
 		if got := plan.Policies[0].RecentRepairs; len(got) != 2 || got[0].Node != "gone-1" || got[1].Node != "a" {

@@ -32,7 +32,7 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 		StuckNodes:         s.Stuck,
 		OverBudgetNodes:    s.OverBudget,
 		RepairingNodes:     s.Repairing,
-		RecentRepairs:      s.RecentRepairs,
+		RecentRepairs:      lastN(s.RecentRepairs, maxRecentRepairs),
 		Conditions:         slices.Clone(rp.Status.Conditions),
 	}
 	for _, c := range []metav1.Condition{readyCondition(s), circuitCondition(s)} {
@@ -41,6 +41,17 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 		meta.SetStatusCondition(&out.Conditions, c)
 	}
 	return out
+}
+
+// maxRecentRepairs is the schema's bound on status.recentRepairs; the
+// newest are kept (maxRepairsPerHour, at most 1000, counts the newest).
+const maxRecentRepairs = 1000
+
+func lastN[T any](s []T, n int) []T {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }
 
 // maxListed bounds status.stuckNodes and status.overBudgetNodes, so a

@@ -139,6 +139,16 @@ func TestRemediationPolicyValidation(t *testing.T) {
 		{"maxAttempts zero", `{conditions: [{type: KernelDeadlock}], drain: {maxAttempts: 0}}`, "should be greater than or equal to 1", "spec.drain.maxAttempts"},
 		{"maxAttempts over 100", `{conditions: [{type: KernelDeadlock}], drain: {maxAttempts: 101}}`, "should be less than or equal to 100", "spec.drain.maxAttempts"},
 		{"negative grace period", `{conditions: [{type: KernelDeadlock}], drain: {gracePeriodSeconds: -1}}`, "gracePeriodSeconds", ""},
+		{"repair without steps", `{conditions: [{type: KernelDeadlock}], repair: {steps: []}}`, "spec.repair.steps", ""},
+		{"unknown repair action", `{conditions: [{type: KernelDeadlock}], repair: {steps: [{action: Reboot}]}}`, `Unsupported value: "Reboot"`, ""},
+		{"webhook step without webhook", `{conditions: [{type: KernelDeadlock}], repair: {steps: [{action: Webhook}]}}`, "webhook must be set when action is Webhook, and only then", "spec.repair.steps[0].webhook"},
+		{"webhook on another step", `{conditions: [{type: KernelDeadlock}], repair: {steps: [{action: DeleteNode, webhook: {url: "https://x.example"}}]}}`, "webhook must be set when action is Webhook, and only then", "spec.repair.steps[0].webhook"},
+		{"webhook url not http", `{conditions: [{type: KernelDeadlock}], repair: {steps: [{action: Webhook, webhook: {url: "ftp://x.example/a"}}]}}`, "webhook.url must be an http:// or https:// URL", ""},
+		{"webhook timeout too long", `{conditions: [{type: KernelDeadlock}], repair: {steps: [{action: Webhook, webhook: {url: "https://x.example", timeout: 10m}}]}}`, "webhook.timeout must be a positive duration of at most 5m", ""},
+		{"repair after not a duration", `{conditions: [{type: KernelDeadlock}], repair: {steps: [{action: DeleteNode, after: 1d}]}}`, "after must be a duration such as 0s, 10m or 1h", ""},
+		{"rule repair webhook missing", `{conditions: [{type: KernelDeadlock, repair: {steps: [{action: Webhook}]}}]}`, "webhook must be set when action is Webhook", "spec.conditions[0].repair.steps[0].webhook"},
+		{"maxRepairsPerHour negative", `{conditions: [{type: KernelDeadlock}], maxRepairsPerHour: -1}`, "should be greater than or equal to 0", "spec.maxRepairsPerHour"},
+		{"empty reason", `conditions: [{type: KernelDeadlock, reasons: [""]}]`, "spec.conditions[0].reasons[0]", ""},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,6 +183,7 @@ func TestRemediationPolicyAccepted(t *testing.T) {
 		`{conditions: [{type: KernelDeadlock}], taints: [{key: example.com/soon, effect: PreferNoSchedule}]}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: 5m, drain: {startBefore: 2h, retryBackoff: 30s, forceAfter: 1h30m, maxAttempts: 1, outOfServiceTaint: true}}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: "0", drain: {startBefore: 1.5h, retryBackoff: 500ms, forceAfter: 90s, maxAttempts: 100}}`,
+		`{conditions: [{type: AcceleratedHardwareReady, status: "False", reasons: ["NvidiaXID*Error"], repair: {steps: [{action: DeleteNode}]}}, {type: NetworkingReady, status: "False", reasons: [InterfaceNotUp]}], maxRepairsPerHour: 0, repair: {steps: [{action: Wait}, {action: ClusterAPI, after: 30m}, {action: Webhook, after: 1h, webhook: {url: "http://runbook.example:8080/repair", timeout: 5m, retries: 10}}]}}`,
 	} {
 		doc := "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: good-" + strconv.Itoa(i) + "}\nspec: " + spec
 		if err := create(t, c, doc); err != nil {

@@ -8,6 +8,10 @@
 //   - the agent's RBAC and the admission policy confine an agent, holding a
 //     real token bound to its pod, to its own Node's own conditions;
 //   - the controller can evict pods but not delete them;
+//   - the opt-in grants (config/rbac/optional, the chart's controller.rbac.*)
+//     add the same permissions in both installs, and exactly what the repair
+//     steps DeleteNode and ClusterAPI need, as the controller's
+//     ServiceAccount, against Cluster API's real CRDs;
 //   - the chart's copies of config/ files are in sync, `helm lint` is clean,
 //     and every metric the alerts and the dashboard use exists.
 //

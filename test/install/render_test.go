@@ -419,7 +419,8 @@ func TestHelmLint(t *testing.T) {
 		nil,
 		{"--set", "agent.kmsg.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
 			"--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.grafanaDashboard.enabled=true",
-			"--set", "controller.dryRun=true", "--set", "admissionPolicy.enabled=false"},
+			"--set", "controller.dryRun=true", "--set", "admissionPolicy.enabled=false",
+			"--set", "controller.rbac.forceDeletePods=true", "--set", "controller.rbac.deleteNodes=true", "--set", "controller.rbac.clusterAPI=true"},
 	} {
 		out := run(t, nil, "helm", append([]string{"lint", "--strict", "charts/nodewarden", "--kube-version", kubeVersion}, args...)...)
 		for _, line := range strings.Split(string(out), "\n") {
@@ -439,6 +440,8 @@ func TestValuesSchema(t *testing.T) {
 		{"agent.logLevel=verbose", "agent.logLevel"},
 		{"agnet.logLevel=debug", "agnet"},
 		{"image.pullPolicy=Sometimes", "image.pullPolicy"},
+		{"controller.rbac.deleteNodes=yes", "controller.rbac.deleteNodes"},
+		{"controller.rbac.clusterApi=true", "clusterApi"},
 	} {
 		_, err := runErr(t, nil, "helm", "template", release, "charts/nodewarden", "--kube-version", kubeVersion, "--set", tc.set)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -572,4 +575,59 @@ func TestLeastPrivilege(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("permissions of nodewarden's ServiceAccounts changed (-want +got):\n%s", diff)
 	}
+}
+
+// TestOptionalRBAC pins what each opt-in grant of the controller adds, and
+// that kustomize's file (applied beside config/default) and Helm's value
+// add exactly the same: the two installs shape it differently (a ClusterRole
+// of its own, a rule in the controller's), so TestInstallsAgree cannot
+// compare them object by object.
+func TestOptionalRBAC(t *testing.T) {
+	const controller = "ServiceAccount nodewarden-system/nodewarden-controller"
+	base := kustomizeBuild(t, "config/default")
+	kustBase := permissions(t, index(t, decode(t, base)))
+	helmBase := permissions(t, index(t, decode(t, helmTemplate(t))))
+	for _, tc := range []struct {
+		file, value string
+		want        []string
+	}{
+		{"controller_force_delete.yaml", "forceDeletePods", []string{controller + ": delete pods in *cluster*"}},
+		{"controller_repair_delete_nodes.yaml", "deleteNodes", []string{controller + ": delete nodes in *cluster*"}},
+		{"controller_repair_clusterapi.yaml", "clusterAPI", []string{
+			controller + ": get machines.cluster.x-k8s.io in *cluster*",
+			controller + ": patch machines.cluster.x-k8s.io in *cluster*",
+		}},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			optional, err := os.ReadFile(filepath.Join(cluster.RepoRoot(), "config/rbac/optional", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kust := added(kustBase, permissions(t, index(t, decode(t, append(append(base, "\n---\n"...), optional...)))))
+			if diff := cmp.Diff(tc.want, kust); diff != "" {
+				t.Errorf("config/rbac/optional/%s adds (-want +got):\n%s", tc.file, diff)
+			}
+			helm := added(helmBase, permissions(t, index(t, decode(t, helmTemplate(t, "--set", "controller.rbac."+tc.value+"=true")))))
+			if diff := cmp.Diff(tc.want, helm); diff != "" {
+				t.Errorf("controller.rbac.%s=true adds (-want +got):\n%s", tc.value, diff)
+			}
+		})
+	}
+}
+
+// added is what after has that before has not, and "LOST: ..." for what
+// before has that after has not (an opt-in must only add).
+func added(before, after []string) []string {
+	var out []string
+	for _, p := range after {
+		if !slices.Contains(before, p) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range before {
+		if !slices.Contains(after, p) {
+			return append(out, "LOST: "+p)
+		}
+	}
+	return out
 }

@@ -30,13 +30,17 @@ func TestConvertedPoliciesApply(t *testing.T) {
 	// Plus a policy whose --node-label-expr could not be converted (the
 	// placeholder selector must be valid too), zero budgets (which must
 	// survive omitzero), and Draino evicting DaemonSet pods (which the CRD
-	// refuses together with the cordon Draino always set).
+	// refuses together with the cordon Draino always set); the fork's node
+	// replacement turned off (maxRepairsPerHour: 0 must survive defaulting)
+	// and at its limits (after: 0s, the CRD's maximum rate).
 	extra := [][]string{
 		{"--node-label-expr=metadata.labels.a == 'x' || metadata.labels.b == 'y'", "--skip-drain", "X"},
 		{"--max-notready-nodes=0", "--max-simultaneous-cordon=0%", "X"},
 		{"--evict-daemonset-pods", "X"},
 		{"--evict-daemonset-pods", "--skip-drain", "X"},
 		{"--do-not-evict-pod-controlled-by=StatefulSet", "X"},
+		{"--max-node-replacement-per-hour=0", "X"},
+		{"--duration-before-replacement=0s", "--max-node-replacement-per-hour=5000", "X"},
 	}
 	var cases [][]string
 	for _, f := range files {

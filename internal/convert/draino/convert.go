@@ -73,6 +73,7 @@ func Convert(args []string, opts Options) (*v1alpha1.RemediationPolicy, []string
 		c.protectedPods,
 		c.maxConcurrent,
 		c.maxUnhealthy,
+		c.replacement,
 		c.notes,
 		func() error { return c.name(opts.Name) },
 		c.validate,
@@ -104,6 +105,7 @@ func newPolicy() *v1alpha1.RemediationPolicy {
 			UncordonOnRecovery: ptr.To(true),
 			MaxConcurrent:      intstr.FromInt32(1),
 			MaxUnhealthy:       intstr.FromString("50%"),
+			MaxRepairsPerHour:  ptr.To(int32(1)),
 		},
 	}
 }

@@ -350,6 +350,99 @@ func TestFlags(t *testing.T) {
 			},
 			wantWarn: []string{"--max-drain-attempts-before-fail=0: Draino retried forever"},
 		},
+
+		// Node replacement after the drain (the fork).
+		{
+			name: "max-node-replacement-per-hour: a DeleteNode ladder after the fork's default hour",
+			args: []string{"--max-node-replacement-per-hour=3"},
+			want: func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.MaxRepairsPerHour = ptr.To(int32(3))
+				p.Spec.Repair = deleteNodeAfter(time.Hour)
+			},
+			wantWarn: []string{
+				"repair: DeleteNode 1h0m0s after the drain (--duration-before-replacement not given: the fork's default, 1h0m0s)",
+				"labelled it node.datadoghq.com/replace=requested",
+				"make the step a Webhook",
+				"maxRepairsPerHour: 3 (--max-node-replacement-per-hour=3): Draino let one replacement through every 20m0s and none in the first 20m0s after it started",
+			},
+		},
+		{
+			name: "duration-before-replacement: the ladder's after, the fork's default rate",
+			args: []string{"--duration-before-replacement=30m"},
+			want: func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.MaxRepairsPerHour = ptr.To(int32(2))
+				p.Spec.Repair = deleteNodeAfter(30 * time.Minute)
+			},
+			wantWarn: []string{
+				"repair: DeleteNode 30m0s after the drain (--duration-before-replacement=30m0s)",
+				"maxRepairsPerHour: 2 (--max-node-replacement-per-hour not given: the fork's default, 2)",
+			},
+		},
+		{
+			name: "replacement at once, more than one a minute: no start-up delay to report",
+			args: []string{"--duration-before-replacement=0s", "--max-node-replacement-per-hour=120"},
+			want: func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.MaxRepairsPerHour = ptr.To(int32(120))
+				p.Spec.Repair = deleteNodeAfter(0)
+			},
+			wantWarn: []string{"repair: DeleteNode 0s after the drain", "one replacement through every 30s,"},
+			noWarn:   []string{"none in the first"},
+		},
+		{
+			name: "max-node-replacement-per-hour over the CRD's maximum",
+			args: []string{"--max-node-replacement-per-hour=5000"},
+			want: func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.MaxRepairsPerHour = ptr.To(int32(1000))
+				p.Spec.Repair = deleteNodeAfter(time.Hour)
+			},
+			wantWarn: []string{"--max-node-replacement-per-hour=5000: maxRepairsPerHour is at most 1000", "maxRepairsPerHour: 1000 (--max-node-replacement-per-hour=5000)"},
+		},
+		{
+			name:     "max-node-replacement-per-hour=0 crashed Draino: read as no replacement",
+			args:     []string{"--max-node-replacement-per-hour=0", "--duration-before-replacement=2h"},
+			want:     func(p *v1alpha1.RemediationPolicy) { p.Spec.MaxRepairsPerHour = ptr.To(int32(0)) },
+			wantWarn: []string{"--max-node-replacement-per-hour=0: Draino crashed on this value", "--duration-before-replacement: not needed: --max-node-replacement-per-hour=0"},
+			noWarn:   []string{"repair: DeleteNode"},
+		},
+		{
+			name:     "replacement with skip-drain: never drained, never repaired",
+			args:     []string{"--skip-drain", "--max-node-replacement-per-hour=3", "--duration-before-replacement=10m"},
+			want:     func(p *v1alpha1.RemediationPolicy) { p.Spec.Drain.Enabled = ptr.To(false) },
+			wantWarn: []string{"--max-node-replacement-per-hour: not expressible with --skip-drain", "--duration-before-replacement: not expressible with --skip-drain"},
+			noWarn:   []string{"repair: DeleteNode"},
+		},
+		{
+			name:     "replacement without the legacy node handler (the fork) never happened",
+			args:     []string{"--no-legacy-node-handler", "--duration-before-replacement=2h"},
+			want:     func(*v1alpha1.RemediationPolicy) {},
+			wantWarn: []string{"--duration-before-replacement: not needed: --no-legacy-node-handler turned off the handler"},
+			noWarn:   []string{"repair: DeleteNode", "--max-node-replacement-per-hour:"},
+		},
+		{
+			name:     "the fork's default replacement is reported, not converted",
+			args:     []string{"--config-name=pool-a"},
+			want:     func(p *v1alpha1.RemediationPolicy) { p.Name = "pool-a" },
+			wantWarn: []string{"--duration-before-replacement, --max-node-replacement-per-hour not given: Draino's DataDog fork (it needs --config-name) by default asked for a replacement of a node drained 1h0m0s earlier, at most 2 an hour"},
+			noWarn:   []string{"repair: DeleteNode"},
+		},
+		{
+			name:   "the fork in dry run replaced nothing",
+			args:   []string{"--config-name=pool-a", "--dry-run"},
+			want:   func(p *v1alpha1.RemediationPolicy) { p.Name, p.Spec.DryRun = "pool-a", true },
+			noWarn: []string{"node.datadoghq.com/replace"},
+		},
+		{
+			name:   "upstream Draino never replaced",
+			args:   nil,
+			want:   func(*v1alpha1.RemediationPolicy) {},
+			noWarn: []string{"node.datadoghq.com/replace", "repair"},
+		},
+		{
+			name:     "pre-provisioning (the fork) is not expressible",
+			args:     []string{"--preprovisioning-by-default", "--preprovisioning-timeout=30m", "--preprovisioning-check-period=10s"},
+			want:     func(*v1alpha1.RemediationPolicy) {},
+			wantWarn: []string{"--preprovisioning-by-default: not expressible: nodewarden has no step before the drain", "--preprovisioning-timeout: not expressible", "--preprovisioning-check-period: not expressible"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append(slices.Clone(tc.args), "KernelDeadlock")
@@ -426,6 +519,11 @@ func TestCmdline(t *testing.T) {
 
 // checkRoundTrip renders p and reads it back: nothing may be lost on the way
 // (e.g. a zero value that the type omits).
+// deleteNodeAfter is the repair ladder the fork's node replacement becomes.
+func deleteNodeAfter(d time.Duration) *v1alpha1.RepairSpec {
+	return &v1alpha1.RepairSpec{Steps: []v1alpha1.RepairStep{{Action: v1alpha1.RepairDeleteNode, After: metav1.Duration{Duration: d}}}}
+}
+
 func checkRoundTrip(t *testing.T, p *v1alpha1.RemediationPolicy) {
 	t.Helper()
 	out, err := Render(p)
@@ -469,6 +567,7 @@ func TestEveryFlagConvertsOrReports(t *testing.T) {
 		"config-name":                    "pool-a",
 		"max-grace-period":               "2m",
 		"max-drain-attempts-before-fail": "5",
+		"max-node-replacement-per-hour":  "3",
 	}
 	base, _, err := Convert([]string{"KernelDeadlock"}, Options{})
 	if err != nil {
@@ -646,6 +745,10 @@ func TestBadInput(t *testing.T) {
 		{"bad budget", []string{"--max-simultaneous-cordon=many", "X"}, "not a number or a percentage"},
 		{"negative budget", []string{"--max-notready-nodes=-1", "X"}, "not a number or a percentage"},
 		{"budget over 100%", []string{"--max-simultaneous-cordon=150%", "X"}, "over 100%"},
+		{"replacement rate not a number", []string{"--max-node-replacement-per-hour=two", "X"}, "--max-node-replacement-per-hour=two: not a whole number"},
+		{"negative replacement rate", []string{"--max-node-replacement-per-hour=-1", "X"}, "not a whole number of at least 0"},
+		{"bad duration before replacement", []string{"--duration-before-replacement=1d", "X"}, "--duration-before-replacement=1d: not a duration"},
+		{"negative duration before replacement", []string{"--duration-before-replacement=-1h", "X"}, "negative duration"},
 		{"mixed eviction flags of two Draino versions", []string{"--do-not-evict-pod-controlled-by=DaemonSet", "--evict-unreplicated-pods", "X"}, "different Draino versions"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

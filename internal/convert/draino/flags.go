@@ -18,11 +18,12 @@ type flagDef struct {
 // Notes shared by several flags.
 const (
 	noteLeaderTimings = "not configurable: `nodewarden controller --leader-elect` elects a leader through a coordination.k8s.io Lease with controller-runtime's timings (15s lease, 10s renew deadline, 2s retry: Draino's defaults)"
-	noteReplacement   = "not supported: node replacement and pre-provisioning (Draino's DataDog fork) are not part of nodewarden; let the cluster autoscaler or your node group tooling remove drained nodes"
-	notePVC           = "not supported: nodewarden never deletes PersistentVolumes or PersistentVolumeClaims; pods with local volumes are evicted (or block the drain) like any other"
-	noteGroupBudget   = "not expressible in one policy: nodewarden's budget (maxConcurrent) is per policy; write one RemediationPolicy per label/taint group, each with its own nodeSelector and maxConcurrent"
-	noteCordonFilter  = "not expressible: nodewarden decides whether to take a node from its conditions and labels only, never from the pods it runs; use protectedPodAnnotations to keep pods from being evicted (they block the drain; the node is still cordoned)"
-	noteNotNeeded     = "not needed: nodewarden has no equivalent setting"
+	notePreprovision  = "not expressible: nodewarden has no step before the drain; Draino's DataDog fork asked its node group tooling for a new node (label node.datadoghq.com/replace=requested) before draining a node annotated node-lifecycle.datadoghq.com/provision-new-node-before-drain=true (every node with --preprovisioning-by-default) and waited for it. " +
+		"Keep spare capacity another way, e.g. cluster-autoscaler's overprovisioning (low-priority placeholder pods); what nodewarden can do after the drain is spec.repair (docs/policy.md)"
+	notePVC          = "not supported: nodewarden never deletes PersistentVolumes or PersistentVolumeClaims; pods with local volumes are evicted (or block the drain) like any other"
+	noteGroupBudget  = "not expressible in one policy: nodewarden's budget (maxConcurrent) is per policy; write one RemediationPolicy per label/taint group, each with its own nodeSelector and maxConcurrent"
+	noteCordonFilter = "not expressible: nodewarden decides whether to take a node from its conditions and labels only, never from the pods it runs; use protectedPodAnnotations to keep pods from being evicted (they block the drain; the node is still cordoned)"
+	noteNotNeeded    = "not needed: nodewarden has no equivalent setting"
 )
 
 // flags lists every flag of upstream Draino (planetlabs/draino, kingpin) and
@@ -80,11 +81,11 @@ var flags = []flagDef{
 	{name: "max-pending-pods-period", kind: valueFlag, note: "not needed: nodewarden has no Pending-pods circuit breaker to poll"},
 
 	// Node replacement, pre-provisioning and volumes (the fork).
-	{name: "max-node-replacement-per-hour", kind: valueFlag, note: noteReplacement},
-	{name: "duration-before-replacement", kind: valueFlag, note: noteReplacement},
-	{name: "preprovisioning-timeout", kind: valueFlag, note: noteReplacement},
-	{name: "preprovisioning-check-period", kind: valueFlag, note: noteReplacement},
-	{name: "preprovisioning-by-default", kind: boolFlag, note: noteReplacement},
+	{name: "max-node-replacement-per-hour", kind: valueFlag, mapped: true},
+	{name: "duration-before-replacement", kind: valueFlag, mapped: true},
+	{name: "preprovisioning-timeout", kind: valueFlag, note: notePreprovision},
+	{name: "preprovisioning-check-period", kind: valueFlag, note: notePreprovision},
+	{name: "preprovisioning-by-default", kind: boolFlag, note: notePreprovision},
 	{name: "storage-class-allows-pv-deletion", kind: csvListFlag, note: notePVC},
 	{name: "pvc-management-by-default", kind: boolFlag, note: notePVC},
 
