@@ -26,6 +26,9 @@ var machineV1beta2 = schema.GroupVersionKind{Group: "cluster.x-k8s.io", Version:
 // its module at the version it pins.
 func capiCRDs(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane; skipped with -short")
+	}
 	dir := filepath.Join(cluster.BinDir(), "capi-crds")
 	if _, err := os.Stat(filepath.Join(dir, "cluster.x-k8s.io_machines.yaml")); err != nil {
 		t.Fatalf("Cluster API's CRDs are not in %s: run `make k8s-bins` (or hack/k8s-bins.sh capi-crds) first", dir)

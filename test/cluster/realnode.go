@@ -294,7 +294,7 @@ func configureRealNodeAPIServer(env *envtest.Environment, pki *realNodePKI, ip s
 	if err != nil {
 		return err
 	}
-	api.SecureServing.CA = ca
+	api.CA = ca
 	args := api.Configure()
 	args.Set("bind-address", "0.0.0.0")
 	args.Set("advertise-address", ip)
@@ -563,7 +563,7 @@ func (n *RealNode) waitCRI(ctx context.Context, p *Process) error {
 	defer closeConn()
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		if p.Exited() {
-			return false, fmt.Errorf("containerd exited (%v); see %s", p.Err(), p.LogPath)
+			return false, fmt.Errorf("containerd exited (%w); see %s", p.Err(), p.LogPath)
 		}
 		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -577,7 +577,7 @@ func (n *RealNode) waitReady(ctx context.Context, c *Cluster) error {
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, p := range n.procs {
 			if p.Exited() {
-				return false, fmt.Errorf("%s exited (%v); see %s", p.Name, p.Err(), p.LogPath)
+				return false, fmt.Errorf("%s exited (%w); see %s", p.Name, p.Err(), p.LogPath)
 			}
 		}
 		node, err := c.Clientset.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})

@@ -28,11 +28,11 @@ import (
 // Cluster API's real CRDs.
 func TestRepairRBAC(t *testing.T) {
 	t.Parallel()
+	rendered := kustomizeBuild(t, "config/default") // skips with -short
 	capiCRDs := filepath.Join(cluster.BinDir(), "capi-crds")
 	if _, err := os.Stat(filepath.Join(capiCRDs, "cluster.x-k8s.io_machines.yaml")); err != nil {
 		t.Fatalf("Cluster API's CRDs are not in %s: run `make k8s-bins` first", capiCRDs)
 	}
-	rendered := kustomizeBuild(t, "config/default")
 	c := cluster.StartWith(t, cluster.Options{CRDDirectories: []string{
 		filepath.Join(cluster.RepoRoot(), "config", "crd", "bases"), capiCRDs,
 	}})
