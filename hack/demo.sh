@@ -4,6 +4,13 @@
 #   hack/demo.sh        (make demo)       start the demo and tell the story; everything stays up
 #   hack/demo.sh down   (make demo-down)  stop every process of the demo and remove its files
 #
+# REPAIR=1 hack/demo.sh (make demo REPAIR=1) adds a second act: a node whose
+# fault never clears (KernelDeadlock, from each agent's NPD kernel monitor
+# reading the node's own kernel log file) is drained, then deleted by policy
+# node-repair's repair ladder, and replaced by a new node, which the story
+# program creates, playing the cloud. It stops and starts agents with
+#   hack/demo.sh agent-stop NODE | agent-start NODE   (print the agent's pid)
+#
 # The demo runs the level-2 local control plane of test/cluster (etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler and kwok with 5
 # simulated nodes), `bin/nodewarden controller`, and one `bin/nodewarden-agent`
@@ -19,6 +26,14 @@ STATE=${NODEWARDEN_DEMO_DIR:-${XDG_RUNTIME_DIR:-/tmp}/nodewarden-demo}
 NODES=5
 STORY_NODE=node-2
 SYSTEM_NS=nodewarden-system
+# The second act: make demo REPAIR=1 (make passes command-line variables on
+# in the environment).
+case ${REPAIR:-} in
+"" | 0 | false | no) REPAIR=0 ;;
+*) REPAIR=1 ;;
+esac
+REPAIR_NODE=node-5
+REPLACEMENT_NODE=node-6
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
 say() { printf '\n==> %s\n' "$*"; }
@@ -160,6 +175,110 @@ install_rbac() {
 	fi
 }
 
+# kernel_monitor KMSG: node-problem-detector's kernel monitor config (the
+# kmsg plugin) with the hung-task rules of upstream NPD's kernel-monitor.json,
+# reading the file KMSG instead of /dev/kmsg. Its KernelDeadlock is
+# permanent: as with NPD, nothing clears it but a new boot.
+kernel_monitor() {
+	local config
+	config=$(
+		cat <<'EOF'
+{
+  "plugin": "kmsg",
+  "logPath": "@KMSG@",
+  "lookback": "5m",
+  "bufferSize": 10,
+  "source": "kernel-monitor",
+  "conditions": [
+    {"type": "KernelDeadlock", "reason": "KernelHasNoDeadlock", "message": "kernel has no deadlock"}
+  ],
+  "rules": [
+    {"type": "temporary", "reason": "TaskHung", "pattern": "task [\\S ]+:\\w+ blocked for more than \\w+ seconds\\."},
+    {"type": "permanent", "condition": "KernelDeadlock", "reason": "DockerHung", "pattern": "task docker:\\w+ blocked for more than \\w+ seconds\\."}
+  ]
+}
+EOF
+	)
+	printf '%s\n' "${config/@KMSG@/$1}"
+}
+
+# start_agent NODE: that node's agent, following its own host event log and,
+# with REPAIR=1, its own kernel log through NPD's kernel monitor.
+start_agent() {
+	local node=$1 dir=$STATE/nodes/$1 npd=()
+	mkdir -p "$dir"
+	: >"$dir/host_event.log"
+	if ((REPAIR)); then
+		: >"$dir/kmsg"
+		kernel_monitor "$dir/kmsg" >"$dir/kernel-monitor.json"
+		npd=(--npd-config "$dir/kernel-monitor.json")
+	fi
+	start "agent-$node" "$BIN/nodewarden-agent" --node-name "$node" --kubeconfig "$STATE/kubeconfig" --namespace "$SYSTEM_NS" \
+		--host-event-log "$dir/host_event.log" --metrics-bind-address 0 --health-probe-bind-address 0 "${npd[@]}"
+}
+
+# agent_stop NODE / agent_start NODE: for the second act's story program,
+# playing the cloud: the agent of a deleted node's machine stops with it, a
+# new node gets its own. Each prints the agent's pid.
+agent_stop() {
+	local pid
+	pid=$(ours "$STATE/run/agent-$1.pid") || die "no agent of $1 is running in $STATE"
+	stop "agent-$1" 10 >&2
+	rm -f "$STATE/run/agent-$1.pid"
+	echo "$pid"
+}
+
+agent_start() {
+	[[ -s $STATE/kubeconfig ]] || die "no demo is running in $STATE"
+	[[ $1 =~ ^[a-z0-9][a-z0-9.-]*$ ]] || die "agent-start: $1 is not a node name"
+	REPAIR=1 # the agents of the second act run the kernel monitor
+	start_agent "$1"
+	echo "$(<"$STATE/run/agent-$1.pid")"
+}
+
+# repair_act: the second act (REPAIR=1), once the first has ended.
+repair_act() {
+	say "The second act: a fault that never clears. A second policy, node-repair: KernelDeadlock, then DeleteNode"
+	kubectl apply -f - <<'EOF' | sed 's/^/    /'
+apiVersion: nodewarden.io/v1alpha1
+kind: RemediationPolicy
+metadata:
+  name: node-repair
+spec:
+  nodeSelector: {}                # every node
+  conditions:
+  - type: KernelDeadlock          # NPD's kernel monitor: a task hung in the kernel; nothing clears it
+    status: "True"
+  cordon: true
+  drain:
+    enabled: true
+    timeout: 5m
+  uncordonOnRecovery: true
+  repair:                         # still not recovered 10s after the drain: delete the Node,
+    steps:                        # for the cloud (node group, Karpenter) to replace the machine
+    - action: DeleteNode
+      after: 10s
+  maxConcurrent: 1
+  maxUnhealthy: 50%
+  maxRepairsPerHour: 1            # at most one node deleted an hour
+EOF
+	echo "    Here the controller runs with the admin kubeconfig. A real install needs the right to delete"
+	echo "    Nodes: Helm's controller.rbac.deleteNodes=true, or config/rbac/optional/controller_repair_delete_nodes.yaml."
+
+	say "Waiting for the agents' kernel monitors and the controller"
+	if ! "$STATE/bin/story" -act repair -kubeconfig "$STATE/kubeconfig" -node "$REPAIR_NODE" -replacement "$REPLACEMENT_NODE" \
+		-kernel-log "$STATE/nodes/$REPAIR_NODE/kmsg" -agents "$ROOT/hack/demo.sh" -policy node-repair -app web -timeout 150s; then
+		die "the second act did not finish"
+	fi
+
+	say "kubectl get nodes"
+	kubectl get nodes | sed 's/^/    /'
+
+	say "The Events of $REPAIR_NODE, which outlive it"
+	kubectl get events --field-selector "involvedObject.kind=Node,involvedObject.name=$REPAIR_NODE" --sort-by=.metadata.creationTimestamp \
+		-o custom-columns='TYPE:.type,REASON:.reason,FROM:.reportingComponent,MESSAGE:.message' | sed 's/^/    /'
+}
+
 # on_exit: if `up` did not finish, say what is left running and how to stop it.
 on_exit() {
 	local rc=$?
@@ -277,11 +396,12 @@ EOF
 	echo "    controller  pid $(<"$STATE/run/controller.pid")  log $STATE/logs/controller.log"
 	for ((i = 1; i <= NODES; i++)); do
 		local node=node-$i
-		mkdir -p "$STATE/nodes/$node"
-		: >"$STATE/nodes/$node/host_event.log"
-		start "agent-$node" "$BIN/nodewarden-agent" --node-name "$node" --kubeconfig "$STATE/kubeconfig" --namespace "$SYSTEM_NS" \
-			--host-event-log "$STATE/nodes/$node/host_event.log" --metrics-bind-address 0 --health-probe-bind-address 0
-		echo "    agent $node pid $(<"$STATE/run/agent-$node.pid")  follows $STATE/nodes/$node/host_event.log"
+		start_agent "$node"
+		if ((REPAIR)); then
+			echo "    agent $node pid $(<"$STATE/run/agent-$node.pid")  follows $STATE/nodes/$node/{host_event.log,kmsg}"
+		else
+			echo "    agent $node pid $(<"$STATE/run/agent-$node.pid")  follows $STATE/nodes/$node/host_event.log"
+		fi
 	done
 
 	say "Waiting for the agents, the controller and the app"
@@ -296,11 +416,27 @@ EOF
 		/^(Taints|Unschedulable):/ { print "    " $0; next }
 		show { print "    " $0 }'
 
+	if ((REPAIR)); then
+		repair_act
+	fi
+
 	say "kubectl get remediationpolicies"
 	kubectl get remediationpolicies | sed 's/^/    /'
 
-	local action
+	local action things=Three more=""
 	action=$(date -u -d '+47 hours' +%Y-%m-%dT%H:%M:%SZ)
+	if ((REPAIR)); then
+		things=Four
+		more=$(
+			cat <<EOF
+
+
+    # 4. A hung task on node-3: drained, but not deleted within the hour (maxRepairsPerHour 1: node-5's DeleteNode counts)
+    echo "3,1,\$(awk '{printf "%d", \$1*1000000}' /proc/uptime),-;INFO: task docker:2740 blocked for more than 120 seconds." >> $STATE/nodes/node-3/kmsg
+    kubectl get remediationpolicy node-repair -o jsonpath='{.status.recentRepairs}{"\\n"}'
+EOF
+		)
+	fi
 	cat <<EOF
 
 ==> Done in $((SECONDS - t0))s. The cluster, the controller and the agents keep running.
@@ -308,7 +444,7 @@ EOF
     export KUBECONFIG=$STATE/kubeconfig
     export PATH=$BIN:\$PATH
 
-  Three things to try:
+  $things things to try:
 
     # 1. A maintenance notice for node-4: watch nodewarden cordon and drain it (^C stops watching)
     echo "\$(date '+%F %T') - WARNING - Ecs event type is: SystemMaintenance.Reboot,event status is: Scheduled,action ISO 8601 time is $action" >> $STATE/nodes/node-4/host_event.log
@@ -318,7 +454,7 @@ EOF
     echo "\$(date '+%F %T') - WARNING - Ecs event type is: SystemMaintenance.Reboot,event status is: Executed,action ISO 8601 time is $action" >> $STATE/nodes/node-4/host_event.log
 
     # 3. What the agents and the controller reported
-    kubectl get events --field-selector involvedObject.kind=Node --sort-by=.metadata.creationTimestamp
+    kubectl get events --field-selector involvedObject.kind=Node --sort-by=.metadata.creationTimestamp$more
 
   make demo-down stops everything. Logs: $STATE/logs/
 EOF
@@ -327,5 +463,9 @@ EOF
 case "${1:-up}" in
 up) up ;;
 down) down ;;
+agent-stop | agent-start)
+	[[ $# == 2 ]] || die "usage: $0 $1 NODE"
+	"${1/-/_}" "$2"
+	;;
 *) die "usage: $0 [up|down]" ;;
 esac

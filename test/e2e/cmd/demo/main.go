@@ -7,6 +7,11 @@
 //
 // It only writes to the host event log; everything it prints is what it
 // watches happen in the cluster.
+//
+// With -act repair it plays the second act (`make demo REPAIR=1`, repair.go):
+// a fault that never clears, a node drained and then deleted by the
+// policy's repair ladder, and a replacement node, which this program creates
+// itself, playing the cloud.
 package main
 
 import (
@@ -41,6 +46,9 @@ import (
 const (
 	conditionType = "HostEventRebootAfter48"
 	eventType     = "SystemMaintenance.Reboot"
+
+	actMaintenance = "maintenance"
+	actRepair      = "repair"
 )
 
 type options struct {
@@ -51,6 +59,12 @@ type options struct {
 	app        string
 	policy     string
 	timeout    time.Duration
+
+	// The second act (-act repair).
+	act         string
+	kernelLog   string
+	replacement string
+	agents      string
 }
 
 func main() {
@@ -62,9 +76,20 @@ func main() {
 	flag.StringVar(&o.app, "app", "web", "name of the sample app's Deployment and PodDisruptionBudget")
 	flag.StringVar(&o.policy, "policy", "host-maintenance", "the RemediationPolicy that acts on "+conditionType)
 	flag.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up after this long")
+	flag.StringVar(&o.act, "act", actMaintenance, "which act: "+actMaintenance+" (the host event story) or "+actRepair+" (a fault that never clears: drained, deleted, replaced)")
+	flag.StringVar(&o.kernelLog, "kernel-log", "", "-act "+actRepair+": the node's kernel log, the file its agent's NPD kernel monitor reads instead of /dev/kmsg")
+	flag.StringVar(&o.replacement, "replacement", "node-6", "-act "+actRepair+": the name of the node the cloud creates in place of the deleted one")
+	flag.StringVar(&o.agents, "agents", "", "-act "+actRepair+": the program that stops and starts a node's agent (`PROGRAM agent-stop|agent-start NODE`, printing its pid): hack/demo.sh")
 	flag.Parse()
-	if o.hostLog == "" {
+	switch {
+	case o.act == actMaintenance && o.hostLog == "":
 		fmt.Fprintln(os.Stderr, "demo: -host-event-log is required")
+		os.Exit(2)
+	case o.act == actRepair && (o.kernelLog == "" || o.agents == ""):
+		fmt.Fprintln(os.Stderr, "demo: -act repair needs -kernel-log and -agents")
+		os.Exit(2)
+	case o.act != actMaintenance && o.act != actRepair:
+		fmt.Fprintf(os.Stderr, "demo: -act %q: want %s or %s\n", o.act, actMaintenance, actRepair)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,6 +110,9 @@ type demo struct {
 	replicas int32
 	selector string
 	start    time.Time
+	// condType is the condition the act's policy acts on, which every agent
+	// must have declared before the act starts.
+	condType corev1.NodeConditionType
 }
 
 func run(ctx context.Context, o options) error {
@@ -104,9 +132,15 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	d := &demo{options: o, cs: cs, c: c}
+	d := &demo{options: o, cs: cs, c: c, condType: conditionType}
+	if o.act == actRepair {
+		d.condType = kernelCondition
+	}
 	if err := d.waitReady(ctx); err != nil {
 		return err
+	}
+	if o.act == actRepair {
+		return d.repairStory(ctx)
 	}
 	return d.story(ctx)
 }
@@ -135,12 +169,12 @@ func (d *demo) ready(ctx context.Context) error {
 	}
 	declared := 0
 	for _, n := range nodes.Items {
-		if cond(&n) != nil {
+		if condOf(&n, d.condType) != nil {
 			declared++
 		}
 	}
 	if declared == 0 || declared < len(nodes.Items) {
-		return fmt.Errorf("%d of %d agents have declared %s on their node", declared, len(nodes.Items), conditionType)
+		return fmt.Errorf("%d of %d agents have declared %s on their node", declared, len(nodes.Items), d.condType)
 	}
 	var rp v1alpha1.RemediationPolicy
 	if err := d.c.Get(ctx, types.NamespacedName{Name: d.policy}, &rp); err != nil {
@@ -178,7 +212,7 @@ func (d *demo) ready(ctx context.Context) error {
 	if onNode == 0 {
 		return fmt.Errorf("no %s pod on %s yet", d.app, d.node)
 	}
-	fmt.Printf("    %d agents have declared %s=False, the controller has taken up policy %s,\n", declared, conditionType, d.policy)
+	fmt.Printf("    %d agents have declared %s=False, the controller has taken up policy %s,\n", declared, d.condType, d.policy)
 	fmt.Printf("    %s is %d/%d available (%s), its PDB allows %d disruption(s)\n",
 		d.app, dep.Status.AvailableReplicas, d.replicas, spread(pods), pdb.Status.DisruptionsAllowed)
 	return nil
@@ -212,9 +246,11 @@ func spread(pods []corev1.Pod) string {
 	return strings.Join(parts, ", ")
 }
 
-func cond(n *corev1.Node) *corev1.NodeCondition {
+func cond(n *corev1.Node) *corev1.NodeCondition { return condOf(n, conditionType) }
+
+func condOf(n *corev1.Node, typ corev1.NodeConditionType) *corev1.NodeCondition {
 	for i := range n.Status.Conditions {
-		if n.Status.Conditions[i].Type == conditionType {
+		if n.Status.Conditions[i].Type == typ {
 			return &n.Status.Conditions[i]
 		}
 	}
