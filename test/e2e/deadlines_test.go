@@ -190,8 +190,25 @@ func testPDBStuckRetries(t *testing.T, e *env, ctl *controllerProc) {
 		return nil
 	})
 
-	// The operator fixes the budget and re-arms the attempts.
+	// The operator fixes the budget, gives the drain the time it now needs
+	// (one pod at a time, each waiting for its replacement to be Ready: more
+	// than the 5 s that made it fail fast above on a loaded machine, seen in
+	// CI) and, once the disruption controller allows an eviction, re-arms
+	// the attempts.
 	web.setMaxUnavailable(t, 1)
+	e.updatePolicy(t, "pdb", func(rp *v1alpha1.RemediationPolicy) {
+		rp.Spec.Drain.Timeout = metav1.Duration{Duration: time.Minute}
+	})
+	cluster.Eventually(t, time.Minute, func() error {
+		pdb, err := e.Clientset.PolicyV1().PodDisruptionBudgets(web.namespace).Get(t.Context(), appName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if pdb.Status.ObservedGeneration != pdb.Generation || pdb.Status.DisruptionsAllowed < 1 {
+			return fmt.Errorf("pdb %s: observed generation %d of %d, %d disruptions allowed", appName, pdb.Status.ObservedGeneration, pdb.Generation, pdb.Status.DisruptionsAllowed)
+		}
+		return nil
+	})
 	e.annotateNode(t, "pdb-1", v1alpha1.AnnotationDrainAttempts, "1")
 	e.waitState(t, "pdb-1", "Drained", 2*time.Minute)
 	if got := web.podsOn(t, "pdb-1"); got != 0 {
