@@ -15,6 +15,10 @@ PACKAGES=(
   runc=1.1.5+ds1-1+deb12u1
   containernetworking-plugins=1.1.1+ds1-3+b5
   iptables=1.8.9-2
+  # systemd-journal-remote writes real journal files from export-format input
+  # for internal/journal's tests. Same version as the image's systemd, so
+  # installing it does not upgrade libsystemd-shared and systemd with it.
+  systemd-journal-remote=252.38-1~deb12u1
 )
 
 log() { printf '[node-deps] %s\n' "$*" >&2; }
