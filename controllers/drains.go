@@ -3,12 +3,9 @@ package controllers
 import (
 	"context"
 	"errors"
-	"maps"
-	"sync"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -31,26 +28,16 @@ type Drains struct {
 	clock   clock.PassiveClock
 	log     logr.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu sync.Mutex
-	// running is each node's drain attempt in progress. An entry is removed
-	// by Cancel at once, and by the attempt itself when it ends only if it
-	// is still its own: a cancelled attempt that winds down after a new one
-	// started must not forget the new one.
-	running map[string]*drainRun
-	// reports are the attempts that ended and are not yet recorded.
-	reports map[string]remediation.DrainReport
-
-	done chan event.GenericEvent
+	// jobs are the attempts, keyed by attempt number. A running attempt is
+	// kept whatever attempt is ordered (no superseded hook): Decide orders
+	// the next one only after this one's report is recorded (retries and
+	// escalations start from DrainFailed), and otherwise Cancel ends it.
+	jobs *nodeJobs[int, remediation.DrainReport]
 }
 
 // NewDrains returns an idle drain runner.
 func NewDrains(client kubernetes.Interface, m *Metrics, log logr.Logger) *Drains {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Drains{
+	d := &Drains{
 		drainer: &drain.Drainer{Client: client, Log: log.WithName("drain"),
 			// Counted as they happen: a drain behind a PDB can retry for its whole timeout.
 			OnRetry: func(*corev1.Pod, error) { m.EvictionRetry.Inc() },
@@ -58,122 +45,40 @@ func NewDrains(client kubernetes.Interface, m *Metrics, log logr.Logger) *Drains
 		metrics: m,
 		clock:   clock.RealClock{},
 		log:     log.WithName("drains"),
-		ctx:     ctx,
-		cancel:  cancel,
-		running: map[string]*drainRun{},
-		reports: map[string]remediation.DrainReport{},
-		done:    make(chan event.GenericEvent, 64),
+		jobs:    newNodeJobs(func(r remediation.DrainReport) int { return r.Attempt }),
 	}
+	d.jobs.gone = func(node string) { d.log.Info("node deleted: its drain stops", "node", node) }
+	return d
 }
 
 // Done delivers a Node each time one of its drain attempts ended.
-func (d *Drains) Done() <-chan event.GenericEvent { return d.done }
+func (d *Drains) Done() <-chan event.GenericEvent { return d.jobs.done }
 
 // Start blocks until ctx ends, then stops every drain and waits for them.
-func (d *Drains) Start(ctx context.Context) error {
-	<-ctx.Done()
-	d.cancel()
-	d.wg.Wait()
-	return nil
-}
+func (d *Drains) Start(ctx context.Context) error { return d.jobs.stop(ctx) }
 
 // Ensure starts the attempt o of node's drain for rp, unless an attempt is
 // running or this one already ended and waits to be recorded.
 func (d *Drains) Ensure(node string, rp *v1alpha1.RemediationPolicy, o remediation.DrainOrder) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.running[node]; ok || d.ctx.Err() != nil {
-		return
-	}
-	if r, ok := d.reports[node]; ok && r.Attempt == o.Attempt {
-		return
-	}
-	delete(d.reports, node) // an older attempt's, superseded
-	ctx, cancel := context.WithCancel(d.ctx)
-	run := &drainRun{cancel: cancel, attempt: o.Attempt}
-	d.running[node] = run
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		report, ended := d.run(ctx, node, rp.DeepCopy(), o)
-		d.finish(node, run, report, ended)
-	}()
+	d.jobs.ensure(node, o.Attempt, func(ctx context.Context) (remediation.DrainReport, bool) {
+		return d.run(ctx, node, rp.DeepCopy(), o)
+	})
 }
 
 // Cancel stops node's drain, if any, and drops an unrecorded report: the
 // node was released or handed over, and the outcome is no longer anyone's.
-func (d *Drains) Cancel(node string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.cancelLocked(node)
-}
-
-func (d *Drains) cancelLocked(node string) {
-	if r, ok := d.running[node]; ok {
-		r.cancel()
-		delete(d.running, node)
-	}
-	delete(d.reports, node)
-}
+func (d *Drains) Cancel(node string) { d.jobs.cancel(node) }
 
 // Retain cancels the drains of nodes that are not in exists: a node deleted
 // mid-drain has nothing left to evict.
-func (d *Drains) Retain(exists func(node string) bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for node := range d.running {
-		if !exists(node) {
-			d.log.Info("node deleted: its drain stops", "node", node)
-			d.cancelLocked(node)
-		}
-	}
-	for node := range d.reports {
-		if !exists(node) {
-			delete(d.reports, node)
-		}
-	}
-}
+func (d *Drains) Retain(exists func(node string) bool) { d.jobs.retain(exists) }
 
 // Reports returns the attempts that ended and are not yet recorded.
-func (d *Drains) Reports() map[string]remediation.DrainReport {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return maps.Clone(d.reports)
-}
+func (d *Drains) Reports() map[string]remediation.DrainReport { return d.jobs.unrecorded() }
 
 // Recorded drops node's report once it is written on the node. No later
 // attempt can have reported meanwhile: none starts while a report waits.
-func (d *Drains) Recorded(node string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.reports, node)
-}
-
-// drainRun is one attempt in progress; its address tells it from a later
-// attempt on the same node.
-type drainRun struct {
-	cancel  context.CancelFunc
-	attempt int
-}
-
-func (d *Drains) finish(node string, r *drainRun, report remediation.DrainReport, ended bool) {
-	d.mu.Lock()
-	own := d.running[node] == r
-	if own {
-		delete(d.running, node)
-		if ended {
-			d.reports[node] = report
-		}
-	}
-	d.mu.Unlock()
-	if !own || !ended {
-		return
-	}
-	select {
-	case d.done <- event.GenericEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}}:
-	case <-d.ctx.Done():
-	}
-}
+func (d *Drains) Recorded(node string) { d.jobs.recorded(node) }
 
 // run drains node once and says how it ended; ended is false when the
 // attempt was cancelled (released, or the controller stops).

@@ -3,14 +3,11 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -46,20 +43,10 @@ type Repairs struct {
 	metrics   *Metrics
 	log       logr.Logger
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu sync.Mutex
-	// running is each node's step in progress. An entry is removed by
-	// Cancel or a superseding Ensure at once, and by the step itself when
-	// it ends only if it is still its own: a cancelled step that winds down
-	// after a new one started must not forget the new one.
-	running map[string]*repairRun
-	// reports are the steps that ended and are not yet recorded.
-	reports map[string]remediation.RepairReport
-
-	done chan event.GenericEvent
+	// jobs are the steps, keyed by step and start time. A running step of
+	// another key is superseded: Decide has moved on (the next step, or a
+	// new ladder), and the old step's outcome would be nobody's.
+	jobs *nodeJobs[stepKey, remediation.RepairReport]
 }
 
 // NewRepairs returns an idle repair runner. clientset deletes Nodes and
@@ -68,31 +55,26 @@ type Repairs struct {
 // the served version); hc sends webhooks (nil: http.DefaultClient, which
 // honours HTTPS_PROXY and friends).
 func NewRepairs(clientset kubernetes.Interface, c client.Client, hc *http.Client, m *Metrics, log logr.Logger) *Repairs {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Repairs{
+	r := &Repairs{
 		clientset: clientset,
 		client:    c,
 		http:      hc,
 		metrics:   m,
 		log:       log.WithName("repairs"),
-		ctx:       ctx,
-		cancel:    cancel,
-		running:   map[string]*repairRun{},
-		reports:   map[string]remediation.RepairReport{},
-		done:      make(chan event.GenericEvent, 64),
+		jobs:      newNodeJobs(func(rep remediation.RepairReport) stepKey { return keyOf(rep.Step, rep.Started) }),
 	}
+	r.jobs.superseded = func(node string, old stepKey) {
+		r.log.Info("repair step superseded: cancelled", "node", node, "step", old.step, "started", old.started)
+	}
+	r.jobs.gone = func(node string) { r.log.Info("node deleted: its repair step stops", "node", node) }
+	return r
 }
 
 // Done delivers a Node each time one of its repair steps ended.
-func (r *Repairs) Done() <-chan event.GenericEvent { return r.done }
+func (r *Repairs) Done() <-chan event.GenericEvent { return r.jobs.done }
 
 // Start blocks until ctx ends, then stops every step and waits for them.
-func (r *Repairs) Start(ctx context.Context) error {
-	<-ctx.Done()
-	r.cancel()
-	r.wg.Wait()
-	return nil
-}
+func (r *Repairs) Start(ctx context.Context) error { return r.jobs.stop(ctx) }
 
 // stepKey identifies a step of a node: a new ladder (the node released and
 // taken again) restarts the indexes, but not the start times.
@@ -116,115 +98,29 @@ func (r *Repairs) Ensure(node *corev1.Node, policy string, o remediation.RepairO
 		r.log.Info("not a step the repairer runs; ignored", "node", node.Name, "policy", policy, "step", o.Step, "action", o.Action)
 		return
 	}
-	key := keyOf(o.Step, o.Started)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ctx.Err() != nil {
-		return
-	}
-	if run, ok := r.running[node.Name]; ok {
-		if run.key == key {
-			return
-		}
-		r.log.Info("repair step superseded: cancelled", "node", node.Name, "step", run.key.step, "started", run.key.started)
-		run.cancel()
-		delete(r.running, node.Name)
-	}
-	if rep, ok := r.reports[node.Name]; ok {
-		if keyOf(rep.Step, rep.Started) == key {
-			return
-		}
-		delete(r.reports, node.Name) // an older step's, superseded
-	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	run := &repairRun{cancel: cancel, key: key}
-	r.running[node.Name] = run
-	node = node.DeepCopy() // the caller's is the cache's
-	r.wg.Add(1)
-	go func() {
-		defer r.wg.Done()
-		report, ended := r.run(ctx, node, policy, o)
-		r.finish(node.Name, run, report, ended)
-	}()
+	node = node.DeepCopy() // the caller's is the cache's, and the step outlives this call
+	r.jobs.ensure(node.Name, keyOf(o.Step, o.Started), func(ctx context.Context) (remediation.RepairReport, bool) {
+		return r.run(ctx, node, policy, o)
+	})
 }
 
 // Cancel stops node's step, if any, and drops an unrecorded report: the node
 // recovered or was released, and the outcome is no longer anyone's.
-func (r *Repairs) Cancel(node string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.cancelLocked(node)
-}
-
-func (r *Repairs) cancelLocked(node string) {
-	if run, ok := r.running[node]; ok {
-		run.cancel()
-		delete(r.running, node)
-	}
-	delete(r.reports, node)
-}
+func (r *Repairs) Cancel(node string) { r.jobs.cancel(node) }
 
 // Retain cancels the steps of nodes that are not in exists, and drops their
 // reports: a deleted node has nothing left to repair or to record on (after
 // a DeleteNode step that is the step's own success; a successor under the
 // same name is a new node and owes the policy nothing).
-func (r *Repairs) Retain(exists func(node string) bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for node := range r.running {
-		if !exists(node) {
-			r.log.Info("node deleted: its repair step stops", "node", node)
-			r.cancelLocked(node)
-		}
-	}
-	for node := range r.reports {
-		if !exists(node) {
-			delete(r.reports, node)
-		}
-	}
-}
+func (r *Repairs) Retain(exists func(node string) bool) { r.jobs.retain(exists) }
 
 // Reports returns the steps that ended and are not yet recorded.
-func (r *Repairs) Reports() map[string]remediation.RepairReport {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.reports)
-}
+func (r *Repairs) Reports() map[string]remediation.RepairReport { return r.jobs.unrecorded() }
 
 // Recorded drops node's report once it is written on the node. Call it
 // before ensuring the node's next step: the next step's report, should it
 // end at once, must not be the one dropped.
-func (r *Repairs) Recorded(node string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.reports, node)
-}
-
-// repairRun is one step in progress; its address tells it from a later step
-// on the same node.
-type repairRun struct {
-	cancel context.CancelFunc
-	key    stepKey
-}
-
-func (r *Repairs) finish(node string, run *repairRun, report remediation.RepairReport, ended bool) {
-	r.mu.Lock()
-	own := r.running[node] == run
-	if own {
-		delete(r.running, node)
-		if ended {
-			r.reports[node] = report
-		}
-	}
-	r.mu.Unlock()
-	if !own || !ended {
-		return
-	}
-	select {
-	case r.done <- event.GenericEvent{Object: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}}:
-	case <-r.ctx.Done():
-	}
-}
+func (r *Repairs) Recorded(node string) { r.jobs.recorded(node) }
 
 // run carries out step o once and says how it ended; ended is false when the
 // step was cancelled before it did (Cancel, Retain, a superseding step, the

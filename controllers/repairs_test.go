@@ -197,10 +197,7 @@ func TestRepairs(t *testing.T) {
 			// The report waits for the reconciler; ensuring the same step
 			// meanwhile (every pass does) starts nothing.
 			r.Ensure(node, "p", tc.order)
-			r.mu.Lock()
-			_, running := r.running[tc.name]
-			r.mu.Unlock()
-			if running {
+			if r.jobs.isRunning(tc.name) {
 				t.Error("the step was started again while its report waited")
 			}
 			r.Recorded(tc.name)
