@@ -40,26 +40,37 @@ type openFile struct {
 // any other, after the other files have been read; an error of fn stops at
 // once.
 func ReadDir(dir string, after Cursor, fn func(Entry) error, opts ...Option) (Cursor, error) {
+	return ReadDirs([]string{dir}, after, fn, opts...)
+}
+
+// ReadDirs is ReadDir over several directory trees read as one journal (as
+// journald's /run/log/journal and /var/log/journal): their files are merged
+// as ReadDir merges the files of one tree, so an entry present in both
+// (flushed from one to the other) is handed out once. A directory that does
+// not exist is an error, as for ReadDir.
+func ReadDirs(dirs []string, after Cursor, fn func(Entry) error, opts ...Option) (Cursor, error) {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
 	var paths []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p != dir {
-				return nil
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) && p != dir {
+					return nil
+				}
+				return err
 			}
-			return err
+			name := d.Name()
+			if d.Type().IsRegular() && strings.HasSuffix(name, ".journal") && (o.user || !strings.HasPrefix(name, "user-")) {
+				paths = append(paths, p)
+			}
+			return nil
+		})
+		if err != nil {
+			return after, err
 		}
-		name := d.Name()
-		if d.Type().IsRegular() && strings.HasSuffix(name, ".journal") && (o.user || !strings.HasPrefix(name, "user-")) {
-			paths = append(paths, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return after, err
 	}
 
 	var errs []error

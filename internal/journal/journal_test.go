@@ -324,6 +324,32 @@ func TestReadDirRotation(t *testing.T) {
 	}
 }
 
+// ReadDirs reads several trees as one journal: an entry in both (flushed
+// from /run/log/journal to /var/log/journal) is handed out once; a missing
+// directory is an error.
+func TestReadDirs(t *testing.T) {
+	run, persistent := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(run, "system.journal"), nil, nil, 1, 3)
+	b, err := os.ReadFile(filepath.Join(run, "system.journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(persistent, "system.journal"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(persistent, "system.journal"), nil, nil, 4, 5)
+	got, _, err := collect(t, func(fn func(Entry) error) (Cursor, error) {
+		return ReadDirs([]string{run, persistent}, Cursor{}, fn)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEntries(t, got, 1, 5)
+	if _, err := ReadDirs([]string{run, filepath.Join(run, "missing")}, Cursor{}, func(Entry) error { return nil }); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing dir: %v", err)
+	}
+}
+
 func TestCursorText(t *testing.T) {
 	c := Cursor{SeqnumID: bootID, Seqnum: 0x2a, Realtime: 0x60a24181e4000}
 	s := c.String()

@@ -46,6 +46,7 @@ const (
 const (
 	DefaultBufferSize      = 10
 	DefaultKmsgPath        = "/dev/kmsg"
+	DefaultJournalPath     = "/var/log/journal"
 	DefaultInvokeInterval  = 30 * time.Second
 	DefaultPluginTimeout   = 5 * time.Second
 	DefaultMaxOutputLength = 80
@@ -79,7 +80,8 @@ type Config struct {
 	// System log monitors.
 
 	// LogPath is `logPath`: the file (filelog), the device (kmsg, default
-	// /dev/kmsg) or the journal directory (journald).
+	// /dev/kmsg) or the journal directory (journald, default
+	// /var/log/journal).
 	LogPath string
 	// Lookback is how far back, from now, log entries are considered on
 	// start (`lookback`, default 0: only new entries).
@@ -390,6 +392,9 @@ func (c *Config) parseSystemLog(root *object, unused []string) ([]string, error)
 			c.LogPath = DefaultKmsgPath
 		}
 	case PluginJournald:
+		if c.LogPath == "" {
+			c.LogPath = DefaultJournalPath
+		}
 		known["source"] = true
 		if c.JournalSource = pc["source"]; c.JournalSource == "" {
 			return nil, root.fieldErr("pluginConfig.source", errors.New("missing; the journald plugin needs the SYSLOG_IDENTIFIER to read"))

@@ -9,8 +9,10 @@
 //	          follower (logfile.Follower: rotation, copytruncate, replay)
 //	kmsg      system-log-monitor on /dev/kmsg (package kmsg), or on the
 //	          file or FIFO that logPath names
-//	journald  declared but not run: the journal cannot be read from the
-//	          static binary (JournaldUnavailable says why)
+//	journald  system-log-monitor on the journal files under logPath (and
+//	          /run/log/journal for the default /var/log/journal), read with
+//	          package journal: entries whose SYSLOG_IDENTIFIER is
+//	          pluginConfig.source, polled from the last cursor
 //	custom    custom-plugin-monitor: scripts run with a timeout and a
 //	          concurrency bound
 //
@@ -26,8 +28,9 @@
 //     NPD's condition-change Event ("Node condition X is now: True, ...");
 //     a log monitor never sets a condition back to False.
 //   - On start, log entries count only if within `lookback` of now and past
-//     `delay` after boot, by their parsed timestamp (filelog) or their
-//     boot-relative time (kmsg). Entries arriving later always count.
+//     `delay` after boot, by their parsed timestamp (filelog), their
+//     boot-relative time (kmsg) or their realtime stamp (journald). Entries
+//     arriving later always count.
 //   - A custom plugin's exit code is its status: 0 OK, 1 problem, anything
 //     else (or a timeout) unknown; its trimmed stdout, cut to
 //     max_output_length, is the message. A temporary rule makes an Event

@@ -2,54 +2,212 @@ package npd
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
+	"github.com/go-logr/logr"
 
-	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
-	"github.com/nodewarden/nodewarden/internal/agent/source"
+	"github.com/nodewarden/nodewarden/internal/journal"
 )
 
-// JournaldUnavailable says why journald monitors do not run.
-const JournaldUnavailable = "nodewarden cannot read the systemd journal: NPD reads it through libsystemd (cgo), " +
-	"which the static, distroless nodewarden binary does not have, and nodewarden has no journal file reader of its own yet"
+// RuntimeJournalPath is where journald keeps a volatile journal (Storage=
+// volatile, or before it is flushed to DefaultJournalPath). A journald
+// monitor whose logPath is DefaultJournalPath reads it too, as NPD's
+// sd-journal does by default.
+const RuntimeJournalPath = "/run/log/journal"
 
-// notMonitored is appended to the default message of a journald monitor's
-// conditions, so that `kubectl describe node` does not claim a check that
-// is not made.
-const notMonitored = " (not monitored: nodewarden cannot read the systemd journal; see the agent's log)"
-
-// journaldSource stands for a journald monitor that cannot run. It still
-// owns and declares its conditions at their defaults, so that nothing
-// silently disappears from the Node and no other source can claim them, and
-// it says clearly, in the agent's log and in an Event on the Node, which
-// file and which conditions and rules are not monitored, and why.
-type journaldSource struct {
-	baseSource
+// journaldWatcher reads the journal files under logPath (and under
+// RuntimeJournalPath if logPath is DefaultJournalPath) with package journal,
+// and hands out the entries whose SYSLOG_IDENTIFIER is pluginConfig.source,
+// as NPD's journald watcher matches them: the entry's realtime stamp is its
+// time, its MESSAGE, trimmed, its message.
+//
+// It replays what the journal holds at the start (`lookback` decides what of
+// it counts), then polls every PollInterval; a poll reads only if a journal
+// file appeared, went or changed size or mtime (journald touches a file on
+// every write), and reads from the cursor of the last entry read, so
+// rotation (a new file, the old one renamed) and vacuuming (an old file
+// deleted) lose and repeat nothing. A file being written may end in a partly
+// written entry: what is whole is read and the rest at the next poll. A
+// directory that does not exist yet is waited for.
+func journaldWatcher(c *Config, opts Options, log logr.Logger) watchFunc {
+	dirs := journalDirs(c)
+	return func(ctx context.Context, onEntry func(logEntry, bool), onReplayDone func()) {
+		src := metricsSourceOf(c)
+		w := journalPoller{dirs: dirs, log: log.WithValues("dirs", dirs), logged: map[string]bool{}}
+		var cursor journal.Cursor
+		read := func(replay bool) {
+			cursor = w.read(ctx, cursor, func(e journal.Entry) {
+				if e.Fields["SYSLOG_IDENTIFIER"] != c.JournalSource {
+					return
+				}
+				opts.AgentMetrics.LineRead(src)
+				onEntry(logEntry{Time: e.Realtime, Message: strings.TrimSpace(e.Fields["MESSAGE"])}, replay)
+			})
+		}
+		read(true)
+		onReplayDone()
+		t := time.NewTicker(opts.PollInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			read(false)
+		}
+	}
 }
 
-func (s *journaldSource) Run(ctx context.Context, out source.Sink) {
-	s.logWarnings()
-	var reasons []string
-	for _, r := range s.cfg.Rules {
-		reasons = append(reasons, r.Reason)
+// journalDirs are the directories a journald monitor reads.
+func journalDirs(c *Config) []string {
+	dirs := []string{c.LogPath}
+	if filepath.Clean(c.LogPath) == DefaultJournalPath {
+		dirs = append(dirs, RuntimeJournalPath)
 	}
-	s.log.Error(nil, "NPD journald monitor is unavailable: its rules never fire and its conditions stay at their defaults",
-		"why", JournaldUnavailable, "source", s.cfg.JournalSource, "logPath", s.cfg.LogPath,
-		"conditions", s.cfg.ConditionTypes(), "rules", reasons,
-		"instead", "have journald forward to a syslog file (ForwardToSyslog) and use a filelog monitor on it")
-	s.metrics.initRules(s.cfg)
-	cs := newConditions(s.cfg, s.opts.Now())
-	for i := range cs {
-		cs[i].message += notMonitored
+	return dirs
+}
+
+// journalPoller reads journal directories when their files change.
+type journalPoller struct {
+	dirs []string
+	log  logr.Logger
+	// sig is what the files looked like at the last read that had no error
+	// to retry.
+	sig map[string]fileSig
+	// retried: the last read failed and was already retried unchanged.
+	retried bool
+	// logged are the problems already logged, so that a persistent one is
+	// logged once.
+	logged map[string]bool
+	// missing is the number of dirs found missing at the last poll.
+	missing int
+}
+
+type fileSig struct {
+	size  int64
+	mtime time.Time
+}
+
+// read calls fn with the entries after cursor if the files changed, and
+// returns the new cursor.
+func (w *journalPoller) read(ctx context.Context, cursor journal.Cursor, fn func(journal.Entry)) journal.Cursor {
+	var dirs []string
+	for _, d := range w.dirs {
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			dirs = append(dirs, d)
+		}
 	}
-	out.SetConditions(cs.wants()...)
-	s.publishGauges(cs)
-	out.Record(nodeevent.Event{
-		Key:  "npd/" + s.cfg.File + "/journald-unavailable",
-		Type: corev1.EventTypeWarning, Reason: "NPDMonitorUnavailable",
-		Message: "NPD config " + s.cfg.File + " (journald, SYSLOG_IDENTIFIER " + s.cfg.JournalSource + ") is not monitored: " +
-			JournaldUnavailable + ". Rules not checked: " + strings.Join(reasons, ", ") + ".",
+	if n := len(w.dirs) - len(dirs); n != w.missing {
+		w.missing = n
+		switch {
+		case len(dirs) == 0:
+			w.log.Info("no journal directory exists (yet); waiting for one")
+		case n > 0:
+			w.log.V(1).Info("some journal directories do not exist", "reading", dirs)
+		}
+	}
+	if len(dirs) == 0 {
+		return cursor
+	}
+	sig := journalFiles(dirs)
+	if w.sig != nil && sameSig(sig, w.sig) {
+		return cursor
+	}
+	c, err := journal.ReadDirs(dirs, cursor, func(e journal.Entry) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fn(e)
+		return nil
 	})
-	<-ctx.Done()
+	if ctx.Err() != nil {
+		return c
+	}
+	// A failed read is retried at the next poll even if nothing changed
+	// (once: a file that stays broken is read again when it changes).
+	if err == nil || w.retried {
+		w.sig = sig
+		w.retried = false
+	} else {
+		w.sig = nil
+		w.retried = true
+	}
+	w.report(err)
+	return c
+}
+
+// report logs each problem of a read once, until it goes away.
+func (w *journalPoller) report(err error) {
+	now := map[string]bool{}
+	for _, e := range splitErrors(err) {
+		msg := e.Error()
+		now[msg] = true
+		if w.logged[msg] {
+			continue
+		}
+		switch {
+		case errors.Is(e, journal.ErrCorrupt):
+			// Normal at the tail of a file being written; the whole
+			// entries were read.
+			w.log.V(1).Info("journal file ends in an incomplete entry; the rest is read when it is whole", "reason", msg)
+		case errors.Is(e, journal.ErrUnsupportedCompression):
+			w.log.Error(e, "journal file cannot be read past this entry; its remaining entries are skipped")
+		case errors.Is(e, fs.ErrPermission):
+			w.log.Error(e, "reading the journal: the agent cannot read the journal files; they are usually mode 0640, group systemd-journal: "+
+				"give the agent's container that group's GID in supplementalGroups (docs/migrate-npd.md)")
+		default:
+			w.log.Error(e, "reading the journal")
+		}
+	}
+	w.logged = now
+}
+
+func splitErrors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, splitErrors(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// journalFiles returns the size and mtime of the system *.journal files
+// under dirs (those journal.ReadDirs reads).
+func journalFiles(dirs []string) map[string]fileSig {
+	out := map[string]fileSig{}
+	for _, dir := range dirs {
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() || !strings.HasSuffix(d.Name(), ".journal") || strings.HasPrefix(d.Name(), "user-") {
+				return nil
+			}
+			if info, err := d.Info(); err == nil {
+				out[p] = fileSig{info.Size(), info.ModTime()}
+			}
+			return nil
+		})
+	}
+	return out
+}
+
+func sameSig(a, b map[string]fileSig) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for p, s := range a {
+		if t, ok := b[p]; !ok || t.size != s.size || !t.mtime.Equal(s.mtime) {
+			return false
+		}
+	}
+	return true
 }

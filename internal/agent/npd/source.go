@@ -82,7 +82,7 @@ func newSource(c *Config, opts Options, m *Metrics) source.Source {
 	case PluginKmsg:
 		return &logSource{baseSource: base, watch: kmsgWatcher(c, opts, m, base.log)}
 	case PluginJournald:
-		return &journaldSource{baseSource: base}
+		return &logSource{baseSource: base, watch: journaldWatcher(c, opts, base.log)}
 	default:
 		return &pluginSource{baseSource: base}
 	}
@@ -139,7 +139,7 @@ func (s *baseSource) publishGauges(cs conditions) {
 // the entries already there have been read, and returns when ctx ends.
 type watchFunc func(ctx context.Context, onEntry func(e logEntry, replay bool), onReplayDone func())
 
-// logSource is a system log monitor: filelog or kmsg.
+// logSource is a system log monitor: filelog, kmsg or journald.
 type logSource struct {
 	baseSource
 	watch watchFunc

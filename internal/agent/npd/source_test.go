@@ -1,48 +1,13 @@
 package npd
 
 import (
-	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/nodewarden/nodewarden/test/cluster"
 )
-
-// journald cannot be read: the monitor says so, names the file, and its
-// conditions are still declared, so nothing silently disappears.
-func TestJournaldUnavailable(t *testing.T) {
-	p, err := filepath.Abs("testdata/docker-monitor.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := newFakeSink()
-	runSource(t, newTestSource(t, p, testOptions(t)), sink)
-	cluster.Eventually(t, 5*time.Second, func() error {
-		want := map[string]cond{"CorruptDockerOverlay2": {"False", "NoCorruptDockerOverlay2", "docker overlay2 is functioning properly" + notMonitored}}
-		if diff := cmp.Diff(want, sink.condMap()); diff != "" {
-			return fmt.Errorf("conditions (-want +got):\n%s", diff)
-		}
-		evs := sink.eventList()
-		if len(evs) != 1 {
-			return fmt.Errorf("events %v", evs)
-		}
-		e := evs[0]
-		for _, s := range []string{p, "journald", "dockerd", "CorruptDockerImage, CorruptDockerOverlay2, DockerContainerStartupFailure", "libsystemd"} {
-			if !strings.Contains(e.Message, s) {
-				return fmt.Errorf("event message %q does not say %q", e.Message, s)
-			}
-		}
-		if e.Type != warning || e.Reason != "NPDMonitorUnavailable" {
-			return fmt.Errorf("event %+v", e)
-		}
-		return nil
-	})
-}
 
 func TestNewSources(t *testing.T) {
 	reg := prometheus.NewRegistry()

@@ -172,8 +172,12 @@ func differences(c *npd.Config) []string {
 	var w []string
 	switch c.Plugin {
 	case npd.PluginJournald:
-		w = append(w, fmt.Sprintf("%s: journald monitors do not run in nodewarden (%s); its conditions %s are declared at their defaults and its rules never fire. Forward the journal to a syslog file and use a filelog monitor instead",
-			c.File, npd.JournaldUnavailable, quoteOrNone(c.ConditionTypes())))
+		dirs := c.LogPath
+		if filepath.Clean(c.LogPath) == npd.DefaultJournalPath {
+			dirs += " and " + npd.RuntimeJournalPath
+		}
+		w = append(w, fmt.Sprintf("%s: a journald monitor (SYSLOG_IDENTIFIER %q); it runs as in NPD, reading the journal files under %s itself: the agent's Pod needs them mounted read-only (hostPath) and readable by its user (uid 65532): journal files are usually mode 0640, group systemd-journal, so add that group's GID to the Pod's securityContext.supplementalGroups (docs/migrate-npd.md#journald)",
+			c.File, c.JournalSource, dirs))
 	case npd.PluginCustom:
 		for _, r := range c.Rules {
 			if !filepath.IsAbs(r.Path) {
@@ -183,11 +187,4 @@ func differences(c *npd.Config) []string {
 		w = append(w, fmt.Sprintf("%s: custom plugins run inside the agent's container: the scripts and every program they call (a shell, ntpq, ...) must be there; nodewarden's image is distroless and has no shell", c.File))
 	}
 	return w
-}
-
-func quoteOrNone(s []string) string {
-	if len(s) == 0 {
-		return "(none)"
-	}
-	return strings.Join(s, ", ")
 }

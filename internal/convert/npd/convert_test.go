@@ -90,7 +90,7 @@ func TestConvertRunsTheFilesAsTheyAre(t *testing.T) {
 	for _, w := range []string{
 		fixture("kernel-monitor.json") + ": relative path written as " + abs[0],
 		fixture("host_event.json") + ": a host event monitor; it runs as in NPD",
-		fixture("docker-monitor.json") + ": journald monitors do not run in nodewarden",
+		fixture("docker-monitor.json") + ": a journald monitor (SYSLOG_IDENTIFIER \"dockerd\"); it runs as in NPD, reading the journal files under /var/log/journal and /run/log/journal",
 	} {
 		if !strings.Contains(all, w) {
 			t.Errorf("warnings do not say %q:\n%s", w, all)
