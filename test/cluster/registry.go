@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,10 +16,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/nodewarden/nodewarden/internal/ociimage"
 )
 
 // Registry is an OCI registry served from the test process on loopback over
@@ -94,22 +92,9 @@ func pauseImage(dir string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	if err := tw.WriteHeader(&tar.Header{Name: "pause", Mode: 0o755, Size: int64(len(content)), Typeflag: tar.TypeReg}); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(content); err != nil {
-		return nil, err
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layer.Bytes())), nil })
-	if err != nil {
-		return nil, err
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	// The project's own image builder; only the entrypoint and the user
+	// (the sandbox's, 65535, as upstream's pause image) differ.
+	img, err := ociimage.Image([]ociimage.File{{Path: "/pause", Mode: 0o755, Data: content}}, ociimage.HostPlatform(), ociimage.Metadata{Version: "pause"})
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +103,6 @@ func pauseImage(dir string) (v1.Image, error) {
 		return nil, err
 	}
 	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", goarch()
 	cfg.Config.Entrypoint = []string{"/pause"}
 	cfg.Config.User = "65535:65535"
 	img, err = mutate.ConfigFile(img, cfg)

@@ -17,6 +17,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
 	"github.com/nodewarden/nodewarden/internal/agent/source"
+	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
 // fakeSink records what a source publishes, as the agent's writer and
@@ -189,4 +190,31 @@ func sortedEvents(es []ev) []ev {
 		return strings.Compare(a.Reason+"\x00"+a.Message, b.Reason+"\x00"+b.Message)
 	})
 	return out
+}
+
+// runOnAPIServer runs the sources of the NPD configs at paths as the agent
+// does, writing node's conditions and Events through the API server of c,
+// and returns a function that stops them (also called at cleanup).
+func runOnAPIServer(t *testing.T, c *cluster.Cluster, node string, paths []string, opts Options) (stop func()) {
+	t.Helper()
+	srcs, err := NewSources(paths, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	log := testr.New(t)
+	sink := source.APISink{
+		Writer:   condition.NewWriter(cluster.AgentClient(t, c.Config), node, log, nil),
+		Recorder: nodeevent.NewRecorder(cluster.AgentClient(t, c.Config), node, log, nil),
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { sink.Writer.Run(runCtx) })
+	wg.Go(func() { sink.Recorder.Run(runCtx) })
+	for _, s := range srcs {
+		wg.Go(func() { s.Run(runCtx, sink) })
+	}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); wg.Wait() }) }
+	t.Cleanup(stop)
+	return stop
 }

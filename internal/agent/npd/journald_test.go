@@ -17,9 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
-	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
-	"github.com/nodewarden/nodewarden/internal/agent/source"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
@@ -243,28 +241,7 @@ func TestJournaldMonitorsOnAPIServer(t *testing.T) {
 		fixture(t, "systemd-monitor.json", map[string]any{"logPath": dir}),
 		fixture(t, "docker-monitor.json", map[string]any{"logPath": dir}),
 	}
-	start := func() func() {
-		srcs, err := NewSources(paths, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		runCtx, cancel := context.WithCancel(context.Background())
-		log := testr.New(t)
-		sink := source.APISink{
-			Writer:   condition.NewWriter(cluster.AgentClient(t, c.Config), node, log, nil),
-			Recorder: nodeevent.NewRecorder(cluster.AgentClient(t, c.Config), node, log, nil),
-		}
-		var wg sync.WaitGroup
-		wg.Go(func() { sink.Writer.Run(runCtx) })
-		wg.Go(func() { sink.Recorder.Run(runCtx) })
-		for _, s := range srcs {
-			wg.Go(func() { s.Run(runCtx, sink) })
-		}
-		var once sync.Once
-		stop := func() { once.Do(func() { cancel(); wg.Wait() }) }
-		t.Cleanup(stop)
-		return stop
-	}
+	start := func() func() { return runOnAPIServer(t, c, node, paths, opts) }
 	stop := start()
 
 	wantConds := map[string]cond{"CorruptDockerOverlay2": {"True", "CorruptDockerOverlay2", overlay}}
