@@ -146,7 +146,6 @@ func nodeIP() (string, error) {
 	return "", errors.New("no non-loopback IPv4 address: a real node needs one as its InternalIP, for pods to reach the API server and the API server to reach the kubelet")
 }
 
-
 // realNodeLock makes one real node run at a time on this machine: the
 // kubelet's cgroups, kube-proxy's iptables chains and the bridge are
 // machine-wide. A second cluster waits for the first.
