@@ -329,11 +329,7 @@ func (d *demo) story(ctx context.Context) error {
 		status      corev1.ConditionStatus
 		cordoned    bool
 		state       string
-		original          = map[string]bool{} // pods that existed before the event
-		evicted           = map[string]bool{}
-		started           = map[string]bool{}
-		running           = map[string]corev1.Pod{} // not terminating, Running
-		onNode            = map[string]bool{}       // app pods on the node
+		pods              = newAppPods()
 		allowed     int32 = -1
 		executedAt  time.Time
 		settled     bool // every replica Running elsewhere after Drained
@@ -352,15 +348,9 @@ func (d *demo) story(ctx context.Context) error {
 		case *policyv1.PodDisruptionBudget:
 			allowed = o.Status.DisruptionsAllowed
 		case *corev1.Pod:
-			original[o.Name] = true
-			if o.Spec.NodeName == d.node {
-				onNode[o.Name] = true
-			}
-			if o.Status.Phase == corev1.PodRunning && o.DeletionTimestamp == nil {
-				running[o.Name] = *o
-			}
+			pods.seed(d.node, o)
 		}
-		initialised = len(original) > 0 && allowed >= 0
+		initialised = len(pods.original) > 0 && allowed >= 0
 	}
 	if status != corev1.ConditionFalse || cordoned || state != "" {
 		return fmt.Errorf("%s is not in its initial state (%s=%s, unschedulable %v, state %q): run `make demo` again for a fresh cluster",
@@ -380,7 +370,7 @@ func (d *demo) story(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w while waiting (node %s: %s=%s, unschedulable %v, state %q; %d/%d %s pods Running)",
-				ctx.Err(), d.node, conditionType, status, cordoned, state, len(running), d.replicas, d.app)
+				ctx.Err(), d.node, conditionType, status, cordoned, state, len(pods.running), d.replicas, d.app)
 		case ev = <-events:
 		}
 		switch o := ev.obj.(type) {
@@ -395,7 +385,7 @@ func (d *demo) story(ctx context.Context) error {
 					d.line(d.node, "cordoned by policy %s (nodewarden.io/state=%s)", o.Annotations[v1alpha1.AnnotationPolicy], s)
 					cordoned = true
 				case s == string(v1alpha1.StateDrained):
-					d.line(d.node, "drained (nodewarden.io/state=Drained), %d %s pods left on it", len(onNode), d.app)
+					d.line(d.node, "drained (nodewarden.io/state=Drained), %d %s pods left on it", len(pods.onNode), d.app)
 				case s != "":
 					d.line(d.node, "nodewarden.io/state=%s", s)
 				}
@@ -418,37 +408,12 @@ func (d *demo) story(ctx context.Context) error {
 				d.line("PDB "+d.app, "%d/%d healthy, %d disruption(s) allowed", o.Status.CurrentHealthy, o.Status.ExpectedPods, a)
 			}
 		case *corev1.Pod:
-			gone := ev.typ == watch.Deleted || o.DeletionTimestamp != nil
-			if gone {
-				delete(running, o.Name)
-				if onNode[o.Name] && !evicted[o.Name] {
-					evicted[o.Name] = true
-					d.line(o.Name, "evicted from %s", d.node)
-				}
-				if ev.typ == watch.Deleted {
-					delete(onNode, o.Name)
-				}
-				break
-			}
-			if o.Spec.NodeName == d.node {
-				onNode[o.Name] = true
-			}
-			if o.Status.Phase == corev1.PodRunning {
-				running[o.Name] = *o
-				if !original[o.Name] && !started[o.Name] {
-					started[o.Name] = true
-					d.line(o.Name, "Running on %s", o.Spec.NodeName)
-				}
-			}
+			pods.observe(d, ev.typ, o)
 		}
 
-		if state == string(v1alpha1.StateDrained) && !settled && len(onNode) == 0 && int32(len(running)) == d.replicas {
+		if state == string(v1alpha1.StateDrained) && !settled && len(pods.onNode) == 0 && int32(len(pods.running)) == d.replicas {
 			settled = true
-			pods := make([]corev1.Pod, 0, len(running))
-			for _, p := range running {
-				pods = append(pods, p)
-			}
-			d.line(d.app, "%d/%d Running, none on %s (%s)", len(running), d.replicas, d.node, spread(pods))
+			d.line(d.app, "%d/%d Running, none on %s (%s)", len(pods.running), d.replicas, d.node, spread(mapValues(pods.running)))
 			fmt.Printf("\n    ... the reboot happens; the cloud logs the event as Executed:\n\n")
 			if _, err := e2e.AppendHostEvent(d.hostLog, eventType, "Executed", action); err != nil {
 				return err
@@ -469,4 +434,55 @@ func hasNodewardenAnnotations(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// appPods follows the app's pods through a story: which existed before the
+// event, which ran on the node being remediated, which were evicted from it,
+// and which replacements started where.
+type appPods struct {
+	original, evicted, started map[string]bool
+	running                    map[string]corev1.Pod // not terminating, Running
+	onNode                     map[string]bool       // app pods on the node
+}
+
+func newAppPods() *appPods {
+	return &appPods{original: map[string]bool{}, evicted: map[string]bool{}, started: map[string]bool{},
+		running: map[string]corev1.Pod{}, onNode: map[string]bool{}}
+}
+
+// seed records a pod that was there before the event.
+func (a *appPods) seed(node string, o *corev1.Pod) {
+	a.original[o.Name] = true
+	if o.Spec.NodeName == node {
+		a.onNode[o.Name] = true
+	}
+	if o.Status.Phase == corev1.PodRunning && o.DeletionTimestamp == nil {
+		a.running[o.Name] = *o
+	}
+}
+
+// observe follows one watch event of a pod and prints an eviction from the
+// node, or a replacement that started.
+func (a *appPods) observe(d *demo, typ watch.EventType, o *corev1.Pod) {
+	if typ == watch.Deleted || o.DeletionTimestamp != nil {
+		delete(a.running, o.Name)
+		if a.onNode[o.Name] && !a.evicted[o.Name] {
+			a.evicted[o.Name] = true
+			d.line(o.Name, "evicted from %s", d.node)
+		}
+		if typ == watch.Deleted {
+			delete(a.onNode, o.Name)
+		}
+		return
+	}
+	if o.Spec.NodeName == d.node {
+		a.onNode[o.Name] = true
+	}
+	if o.Status.Phase == corev1.PodRunning {
+		a.running[o.Name] = *o
+		if !a.original[o.Name] && !a.started[o.Name] {
+			a.started[o.Name] = true
+			d.line(o.Name, "Running on %s", o.Spec.NodeName)
+		}
+	}
 }

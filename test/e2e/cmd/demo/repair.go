@@ -123,11 +123,7 @@ func (d *demo) repairStory(ctx context.Context) error {
 		cordoned    bool
 		state       string
 		step        string
-		original          = map[string]bool{}
-		evicted           = map[string]bool{}
-		started           = map[string]bool{}
-		running           = map[string]corev1.Pod{}
-		onNode            = map[string]bool{}
+		pods              = newAppPods()
 		allowed     int32 = -1
 		drained     bool  // every replica Running elsewhere after Drained
 		deleted     bool
@@ -163,15 +159,9 @@ func (d *demo) repairStory(ctx context.Context) error {
 		case *policyv1.PodDisruptionBudget:
 			allowed = o.Status.DisruptionsAllowed
 		case *corev1.Pod:
-			original[o.Name] = true
-			if o.Spec.NodeName == d.node {
-				onNode[o.Name] = true
-			}
-			if o.Status.Phase == corev1.PodRunning && o.DeletionTimestamp == nil {
-				running[o.Name] = *o
-			}
+			pods.seed(d.node, o)
 		}
-		initialised = node != nil && len(original) > 0 && allowed >= 0
+		initialised = node != nil && len(pods.original) > 0 && allowed >= 0
 	}
 	if status != corev1.ConditionFalse || cordoned || state != "" {
 		return fmt.Errorf("%s is not in its initial state (%s=%s, unschedulable %v, state %q): run `make demo REPAIR=1` again for a fresh cluster",
@@ -190,7 +180,7 @@ func (d *demo) repairStory(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w while waiting (node %s: %s=%s, unschedulable %v, state %q, deleted %v; replacement %s created %v, Ready %v; %d/%d %s pods Running)",
-				ctx.Err(), d.node, kernelCondition, status, cordoned, state, deleted, d.replacement, created, newReady, len(running), d.replicas, d.app)
+				ctx.Err(), d.node, kernelCondition, status, cordoned, state, deleted, d.replacement, created, newReady, len(pods.running), d.replicas, d.app)
 		case ev = <-events:
 		}
 		switch o := ev.obj.(type) {
@@ -222,7 +212,7 @@ func (d *demo) repairStory(ctx context.Context) error {
 						d.line(d.node, "cordoned by policy %s (nodewarden.io/state=%s)", o.Annotations[v1alpha1.AnnotationPolicy], s)
 						cordoned = true
 					case s == string(v1alpha1.StateDrained):
-						d.line(d.node, "drained (nodewarden.io/state=Drained), %d %s pods left on it", len(onNode), d.app)
+						d.line(d.node, "drained (nodewarden.io/state=Drained), %d %s pods left on it", len(pods.onNode), d.app)
 					case s == string(v1alpha1.StateRepairing):
 						step = o.Annotations[v1alpha1.AnnotationRepairStep]
 						d.line(d.node, "nodewarden.io/state=Repairing, repair-step=%s", step)
@@ -275,28 +265,7 @@ func (d *demo) repairStory(ctx context.Context) error {
 				d.line("PDB "+d.app, "%d/%d healthy, %d disruption(s) allowed", o.Status.CurrentHealthy, o.Status.ExpectedPods, a)
 			}
 		case *corev1.Pod:
-			gone := ev.typ == watch.Deleted || o.DeletionTimestamp != nil
-			if gone {
-				delete(running, o.Name)
-				if onNode[o.Name] && !evicted[o.Name] {
-					evicted[o.Name] = true
-					d.line(o.Name, "evicted from %s", d.node)
-				}
-				if ev.typ == watch.Deleted {
-					delete(onNode, o.Name)
-				}
-				break
-			}
-			if o.Spec.NodeName == d.node {
-				onNode[o.Name] = true
-			}
-			if o.Status.Phase == corev1.PodRunning {
-				running[o.Name] = *o
-				if !original[o.Name] && !started[o.Name] {
-					started[o.Name] = true
-					d.line(o.Name, "Running on %s", o.Spec.NodeName)
-				}
-			}
+			pods.observe(d, ev.typ, o)
 		case *corev1.Event:
 			if ev.typ != watch.Added {
 				break // a repeat of one already printed
@@ -310,9 +279,9 @@ func (d *demo) repairStory(ctx context.Context) error {
 			}
 		}
 
-		if state == string(v1alpha1.StateDrained) && !drained && len(onNode) == 0 && int32(len(running)) == d.replicas {
+		if state == string(v1alpha1.StateDrained) && !drained && len(pods.onNode) == 0 && int32(len(pods.running)) == d.replicas {
 			drained = true
-			d.line(d.app, "%d/%d Running, none on %s (%s)", len(running), d.replicas, d.node, spread(mapValues(running)))
+			d.line(d.app, "%d/%d Running, none on %s (%s)", len(pods.running), d.replicas, d.node, spread(mapValues(pods.running)))
 			fmt.Printf("\n    ... the kernel stays deadlocked, %s stays True: the policy's repair ladder goes on\n\n", kernelCondition)
 		}
 		if state == string(v1alpha1.StateDrainFailed) {
@@ -320,23 +289,23 @@ func (d *demo) repairStory(ctx context.Context) error {
 		}
 		// The descheduler: one eviction at a time, the next once every
 		// replica runs again.
-		if !inService || int32(len(running)) != d.replicas {
+		if !inService || int32(len(pods.running)) != d.replicas {
 			continue
 		}
-		if _, ok := running[inFlight]; ok {
+		if _, ok := pods.running[inFlight]; ok {
 			continue // evicted, but the watch has not said so yet
 		}
-		fullest, emptiest, per := skew(running, live)
+		fullest, emptiest, per := skew(pods.running, live)
 		if per[fullest]-per[emptiest] <= 1 {
 			if per[d.replacement] == 0 {
 				return fmt.Errorf("no %s pod went to %s", d.app, d.replacement)
 			}
-			d.line(d.app, "%d/%d Running, spread evenly again (%s)", len(running), d.replicas, spread(mapValues(running)))
+			d.line(d.app, "%d/%d Running, spread evenly again (%s)", len(pods.running), d.replicas, spread(mapValues(pods.running)))
 			fmt.Printf("\n==> The second act took %.1fs.\n", time.Since(d.start).Seconds())
 			return nil
 		}
 		victim := ""
-		for name, p := range running {
+		for name, p := range pods.running {
 			if p.Spec.NodeName == fullest && (victim == "" || name < victim) {
 				victim = name
 			}
