@@ -78,6 +78,23 @@ func countKmsg(lines []string) *kmsgCounts {
 }
 
 // describe returns "N kmsg line(s) like <first>" for kind k.
+// kmsgFinding is what a kind of kernel log line means for a check.
+type kmsgFinding struct {
+	kind   kmsgKind
+	reason string
+	what   string
+}
+
+// report adds a finding for each kind seen, ranked by its order in
+// findings (the first is the most severe).
+func (c *kmsgCounts) report(r *report, findings []kmsgFinding) {
+	for rank, f := range findings {
+		if c.n[f.kind] > 0 {
+			r.add(rank, f.reason, c.describe(f.what, f.kind))
+		}
+	}
+}
+
 func (c *kmsgCounts) describe(what string, k kmsgKind) string {
 	return fmt.Sprintf("%s: %d log line(s), first %q", what, c.n[k], c.first[k])
 }
@@ -144,18 +161,12 @@ func KernelReady(fsys fs.FS, kmsg []string) Result {
 		}
 	}
 
-	if c.n[kmsgForkFailed] > 0 {
-		r.add(0, ReasonForkFailedOutOfPIDs, c.describe("fork failed for lack of PIDs", kmsgForkFailed))
-	}
-	if c.n[kmsgSoftLockup] > 0 {
-		r.add(1, ReasonSoftLockup, c.describe("soft lockup", kmsgSoftLockup))
-	}
-	if c.n[kmsgHungTask] > 0 {
-		r.add(2, ReasonAppBlocked, c.describe("hung task", kmsgHungTask))
-	}
-	if c.n[kmsgKernelBug] > 0 {
-		r.add(3, ReasonKernelBug, c.describe("kernel BUG", kmsgKernelBug))
-	}
+	c.report(r, []kmsgFinding{
+		{kmsgForkFailed, ReasonForkFailedOutOfPIDs, "fork failed for lack of PIDs"},
+		{kmsgSoftLockup, ReasonSoftLockup, "soft lockup"},
+		{kmsgHungTask, ReasonAppBlocked, "hung task"},
+		{kmsgKernelBug, ReasonKernelBug, "kernel BUG"},
+	})
 	if r.okMsg != "" {
 		r.okMsg += fmt.Sprintf("; no fork failure, soft lockup, hung task or BUG in %d log line(s)", len(kmsg))
 	}

@@ -104,15 +104,11 @@ func StorageReady(fsys fs.FS, kmsg []string, paths []string) Result {
 		r.okMsg = "writable: " + strings.Join(ok, ", ")
 	}
 
-	if c.n[kmsgReadOnly] > 0 {
-		r.add(0, ReasonFilesystemIsReadOnly, c.describe("filesystem remounted read-only", kmsgReadOnly))
-	}
-	if c.n[kmsgXFSCorruption] > 0 {
-		r.add(1, ReasonXFSCorruption, c.describe("XFS corruption", kmsgXFSCorruption))
-	}
-	if c.n[kmsgIOError] > 0 {
-		r.add(2, ReasonIOError, c.describe("I/O error", kmsgIOError))
-	}
+	c.report(r, []kmsgFinding{
+		{kmsgReadOnly, ReasonFilesystemIsReadOnly, "filesystem remounted read-only"},
+		{kmsgXFSCorruption, ReasonXFSCorruption, "XFS corruption"},
+		{kmsgIOError, ReasonIOError, "I/O error"},
+	})
 	r.okMsg += fmt.Sprintf("; no read-only remount, XFS corruption or I/O error in %d log line(s)", len(kmsg))
 	return r.result()
 }
