@@ -91,6 +91,13 @@ type AgentConfig struct {
 	// that the agent runs as additional sources.
 	// +optional
 	NPDConfigs []string `json:"npdConfigs,omitempty"`
+
+	// HealthChecks configures the built-in node health checks: KernelReady,
+	// NetworkingReady, StorageReady and ContainerRuntimeReady (or their AKS
+	// names). docs/conditions.md lists every condition, reason and what each
+	// check needs from the host.
+	// +optional
+	HealthChecks HealthChecksConfig `json:"healthChecks"`
 }
 
 // HostEventLogConfig configures the host event log source.
@@ -181,6 +188,7 @@ func (c *AgentConfig) Default() {
 		h.Conditions = DefaultHostEventConditions()
 	}
 	c.Metadata.Default()
+	c.HealthChecks.Default()
 	if c.LeaseRenewInterval.Duration == 0 {
 		c.LeaseRenewInterval.Duration = DefaultLeaseRenewInterval
 	}
@@ -219,6 +227,7 @@ func (c *AgentConfig) Validate() field.ErrorList {
 	var errs field.ErrorList
 	errs = append(errs, c.HostEventLog.validate(field.NewPath("hostEventLog"))...)
 	errs = append(errs, c.Metadata.validate(field.NewPath("metadata"), &c.HostEventLog)...)
+	errs = append(errs, c.HealthChecks.validate(field.NewPath("healthChecks"))...)
 
 	renewPath := field.NewPath("leaseRenewInterval")
 	renew := c.LeaseRenewInterval.Duration

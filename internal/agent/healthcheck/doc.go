@@ -68,14 +68,38 @@
 //
 // # StorageReady
 //
-// Reads proc/mounts (for a container, the caller passes the host's mount
-// table: the host root's proc/1/mounts) and finds, for each given path (e.g.
-// "/" and "/var/lib/kubelet"), the mount containing it (longest mount point
-// prefix; the last of equal mount points, i.e. the top of a stack of
-// over-mounts). Reasons, most severe first:
+// Reads proc/self/mountinfo: the mount table of the reading process, i.e. in
+// a container the container's view, where a host directory mounted with
+// hostPath readOnly: true is a read-only bind mount of a writable
+// filesystem, and an emptyDir lives on the kubelet's filesystem (the one
+// holding /var/lib/kubelet). The paths given are paths in that view (e.g.
+// "/" and "/var/lib/kubelet", or where the host directories are mounted).
+// For each, the mount containing it is the longest mount point that is a
+// prefix of it, the last listed of equal mount points (mountinfo lists
+// mounts in mount order, so that is the top of a stack of over-mounts).
+//
+// A mountinfo line (proc(5); the kernel's
+// Documentation/filesystems/proc.rst) is
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+//
+// mount ID, parent ID, major:minor, root, mount point, the mount's own
+// options, zero or more optional fields (tag[:value]) ended by "-", then fs
+// type, mount source and super options (the filesystem's). A line with
+// missing fields is skipped. Only the super options' "ro" counts: it is the
+// superblock's read-only flag, which the kernel sets when it remounts a
+// filesystem read-only after errors (ext4 errors=remount-ro) and which a
+// filesystem mounted read-only as a whole also has. The mount's own "ro" (a
+// read-only bind mount) says nothing about the filesystem and is ignored.
+// proc/mounts is not used because it merges both flags into one "ro"
+// option: every read-only hostPath volume would look like a read-only
+// filesystem.
+//
+// Reasons, most severe first:
 //   - FilesystemIsReadOnly (node-problem-detector's kernel-monitor.json
-//     reason for its ReadonlyFilesystem condition; EKS has none): that mount
-//     has the "ro" option, or kmsg says "Remounting filesystem read-only".
+//     reason for its ReadonlyFilesystem condition; EKS has none): the
+//     filesystem holding a path is read-only (super options "ro"), or kmsg
+//     says "Remounting filesystem read-only".
 //   - XFSCorruption (nodewarden's name; EKS and NPD have none): "XFS (dev):
 //     ... Corruption ..." / "Metadata corruption detected" / "Corruption of
 //     in-memory data detected".

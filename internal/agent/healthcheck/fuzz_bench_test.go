@@ -8,23 +8,45 @@ import (
 	"unicode/utf8"
 )
 
-func FuzzParseMountLine(f *testing.F) {
-	for _, s := range []string{"/dev/root / ext4 rw,relatime 0 0", `/dev/a /mnt/my\040disk ext4 ro 0 0`, `x /a\0 y ro`, "", "a b c"} {
+func FuzzParseMountinfoLine(f *testing.F) {
+	for _, s := range []string{
+		"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue",
+		"98 22 259:3 / /var/lib/kubelet rw,relatime - ext4 /dev/nvme1n1 ro",
+		"98 22 259:3 / /var/lib/kubelet rw shared:1 master:2 propagate_from:3 - ext4 /dev/nvme1n1 ro",
+		`40 1 8:2 /a\040b /mnt/my\040disk ro - ext4 /dev/my\040disk rw`,
+		"41 1 0:50 / /data rw - tmpfs  ro",
+		`1 0 8:1 / /a\0 rw - x y ro`,
+		"3 1 259:4 / /var/lib/kubelet rw shared:1 ext4 /dev/sdc ro",
+		"/dev/root / ext4 rw,relatime 0 0",
+		"", "- - - - - - - - - -",
+	} {
 		f.Add(s, "/mnt/my disk/x")
 	}
 	f.Fuzz(func(t *testing.T, line, p string) {
-		m, ok := parseMountLine(line)
+		m, ok := parseMountinfoLine(line)
 		if !ok {
+			if m != (mount{}) {
+				t.Fatalf("rejected line gave %+v", m)
+			}
 			return
 		}
 		if !strings.HasPrefix(m.point, "/") {
 			t.Fatalf("mount point %q not absolute", m.point)
 		}
-		if len(m.point) > len(line) {
-			t.Fatalf("unescaping grew %q", m.point)
+		if len(m.point)+len(m.device)+len(m.fstype) > len(line) {
+			t.Fatalf("unescaping grew %q: %+v", line, m)
 		}
 		if got, found := mountFor([]mount{m}, p); found && !contains(got.point, p) {
 			t.Fatalf("mountFor(%q) = %q", p, got.point)
+		}
+		// The line as a whole mountinfo: a path it contains is on it, and
+		// reported read-only exactly when the super options say so.
+		if strings.Contains(line, "\n") || !contains(m.point, p) {
+			return
+		}
+		res := StorageReady(fstest.MapFS{pathMountinfo: file(line)}, nil, []string{p})
+		if want := map[bool]string{true: ReasonFilesystemIsReadOnly, false: ReasonStorageReady}[m.readOnly]; res.Reason != want {
+			t.Fatalf("StorageReady(%q, %q) = %s (%q), want %s", line, p, res.Reason, res.Message, want)
 		}
 	})
 }
@@ -99,12 +121,13 @@ func realistic() (fstest.MapFS, []string) {
 		f["sys/class/net/"+name+"/carrier"] = file("1\n")
 	}
 	var mounts strings.Builder
-	mounts.WriteString("/dev/nvme0n1p1 / xfs rw,noatime,attr2,inode64 0 0\n")
+	mounts.WriteString("22 1 259:1 / / rw,noatime shared:1 - xfs /dev/nvme0n1p1 rw,attr2,inode64,logbufs=8,logbsize=32k,noquota\n")
+	mounts.WriteString("98 22 259:3 / /var/lib/kubelet rw,relatime shared:40 - ext4 /dev/nvme1n1 rw\n")
 	for i := 0; i < 38; i++ {
-		fmt.Fprintf(&mounts, "tmpfs /var/lib/kubelet/pods/%08x-0000/volumes/kubernetes.io~projected/kube-api-access-%d tmpfs rw,relatime,size=1024k 0 0\n", i, i)
+		fmt.Fprintf(&mounts, "%d 98 0:%d / /var/lib/kubelet/pods/%08x-7b4d-4e8f-9a61-0c2d5e8f1a3b/volumes/kubernetes.io~projected/kube-api-access-%05d "+
+			"rw,relatime shared:%d - tmpfs tmpfs rw,size=262144k\n", 400+i, 60+i, i, i, 200+i)
 	}
-	mounts.WriteString("/dev/nvme1n1 /var/lib/kubelet ext4 rw,relatime 0 0\n")
-	f["proc/mounts"] = file(mounts.String())
+	f[pathMountinfo] = file(mounts.String())
 	kmsg := make([]string, 1000)
 	for i := range kmsg {
 		kmsg[i] = fmt.Sprintf("6,%d,%d,-;IPv6: ADDRCONF(NETDEV_CHANGE): eni%011x: link becomes ready", i, i*1000, i%40)

@@ -19,8 +19,9 @@ func base(over map[string]*string) fstest.MapFS {
 		"proc/loadavg":                              file("0.52 0.48 0.40 2/812 91234\n"),
 		"proc/sys/net/netfilter/nf_conntrack_count": file("2100\n"),
 		"proc/sys/net/netfilter/nf_conntrack_max":   file("262144\n"),
-		"proc/mounts": file("/dev/nvme0n1p1 / xfs rw,noatime 0 0\nproc /proc proc rw 0 0\n" +
-			"/dev/nvme1n1 /var/lib/kubelet ext4 rw,relatime 0 0\n"),
+		"proc/self/mountinfo": file("22 1 259:1 / / rw,noatime shared:1 - xfs /dev/nvme0n1p1 rw,attr2,inode64\n" +
+			"23 22 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw\n" +
+			"98 22 259:3 / /var/lib/kubelet rw,relatime shared:40 - ext4 /dev/nvme1n1 rw\n"),
 		"sys/class/net/lo/flags":           file("0x9\n"),
 		"sys/class/net/lo/operstate":       file("unknown\n"),
 		"sys/class/net/eth0/flags":         file("0x1043\n"),
@@ -143,7 +144,55 @@ func TestNetworkingReady(t *testing.T) {
 	})
 }
 
+func TestParseMountinfoLine(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		ok   bool
+		want mount
+	}{
+		// proc(5)'s example.
+		{"36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue", true,
+			mount{device: "/dev/root", point: "/mnt2", fstype: "ext3"}},
+		// 0, 1 and 3 optional fields.
+		{"98 22 259:3 / /var/lib/kubelet rw,relatime - ext4 /dev/nvme1n1 ro", true,
+			mount{device: "/dev/nvme1n1", point: "/var/lib/kubelet", fstype: "ext4", readOnly: true}},
+		{"98 22 259:3 / /var/lib/kubelet rw,relatime shared:1 - ext4 /dev/nvme1n1 ro,errors=remount-ro", true,
+			mount{device: "/dev/nvme1n1", point: "/var/lib/kubelet", fstype: "ext4", readOnly: true}},
+		{"98 22 259:3 / /var/lib/kubelet rw shared:1 master:2 propagate_from:3 - ext4 /dev/nvme1n1 ro", true,
+			mount{device: "/dev/nvme1n1", point: "/var/lib/kubelet", fstype: "ext4", readOnly: true}},
+		// Read-only bind mount of a writable filesystem: not read-only.
+		{"612 598 259:1 /var/log /host/var/log ro,relatime master:1 - xfs /dev/nvme0n1p1 rw,attr2,inode64", true,
+			mount{device: "/dev/nvme0n1p1", point: "/host/var/log", fstype: "xfs"}},
+		// "ro" only as exactly that option.
+		{"1 0 8:1 / / rw - ext4 /dev/root rw,errors=remount-ro,nobarrier", true,
+			mount{device: "/dev/root", point: "/", fstype: "ext4"}},
+		{"1 0 8:1 / / rw - ext4 /dev/root rw,ro", true,
+			mount{device: "/dev/root", point: "/", fstype: "ext4", readOnly: true}},
+		// Escapes in root, mount point and source.
+		{`40 1 8:2 /a\040b /mnt/my\040disk rw - ext4 /dev/disk/by-label/my\040disk ro`, true,
+			mount{device: "/dev/disk/by-label/my disk", point: "/mnt/my disk", fstype: "ext4", readOnly: true}},
+		// Empty mount source.
+		{"41 1 0:50 / /data rw - tmpfs  ro", true, mount{device: "", point: "/data", fstype: "tmpfs", readOnly: true}},
+		// Malformed.
+		{"", false, mount{}},
+		{"garbage", false, mount{}},
+		{"/dev/sdb /var/lib/kubelet ext4 ro 0 0", false, mount{}},                     // proc/mounts format
+		{"3 1 259:4 / /var/lib/kubelet rw shared:1 ext4 /dev/sdc ro", false, mount{}}, // no separator
+		{"4 1 259:5 / /var/lib/kubelet rw - ext4 /dev/sdd", false, mount{}},           // no super options
+		{"5 1 259:5 / /var/lib/kubelet - ext4 /dev/sdd ro x", false, mount{}},         // "-" as mount options
+		{"6 1 259:5 / relative rw - ext4 /dev/sdd ro", false, mount{}},                // relative mount point
+		{"7 1 259:5 / /var/lib/kubelet rw a b c d e - ext4", false, mount{}},          // fields after "-" missing
+		{"8 1 259:5 / /var/lib/kubelet rw shared:1 - - - -", true, mount{device: "-", point: "/var/lib/kubelet", fstype: "-"}},
+	} {
+		got, ok := parseMountinfoLine(tc.line)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("parseMountinfoLine(%q) = %+v, %v; want %+v, %v", tc.line, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
 func TestStorageReady(t *testing.T) {
+	const mi = pathMountinfo
 	paths := []string{"/", "/var/lib/kubelet"}
 	for _, tc := range []struct {
 		name  string
@@ -151,36 +200,73 @@ func TestStorageReady(t *testing.T) {
 		kmsg  []string
 		paths []string
 		want  want
+		exact string // the whole message, if set
 	}{
 		{"healthy", nil, []string{"6,1,1,-;EXT4-fs (nvme1n1): mounted filesystem"}, paths,
-			want{corev1.ConditionTrue, ReasonStorageReady, []string{"/ on / (xfs /dev/nvme0n1p1)", "/var/lib/kubelet on /var/lib/kubelet (ext4"}}},
-		{"root read-only", map[string]*string{"proc/mounts": s("/dev/root / ext4 ro,relatime 0 0\n/dev/sdb /var/lib/kubelet ext4 rw 0 0\n")}, nil, paths,
-			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/ is on / (ext4 /dev/root) mounted read-only (proc/mounts)"}}},
-		{"kubelet dir on read-only root", map[string]*string{"proc/mounts": s("/dev/root / ext4 ro 0 0\n/dev/sdb /data ext4 rw 0 0\n")}, nil, []string{"/var/lib/kubelet"},
-			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/var/lib/kubelet is on / "}}},
-		{"over-mount wins", map[string]*string{"proc/mounts": s("/dev/root / ext4 rw 0 0\n/dev/a /var/lib/kubelet ext4 rw 0 0\n/dev/b /var/lib/kubelet ext4 ro 0 0\n")}, nil, paths,
-			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/dev/b"}}},
-		{"prefix is not containment", map[string]*string{"proc/mounts": s("/dev/root / ext4 rw 0 0\n/dev/a /var/lib/kube ext4 ro 0 0\n")}, nil, paths,
-			want{corev1.ConditionTrue, ReasonStorageReady, nil}},
-		{"escaped mount point", map[string]*string{"proc/mounts": s("/dev/root / ext4 rw 0 0\n/dev/a /mnt/my\\040disk ext4 ro 0 0\n")}, nil, []string{"/mnt/my disk/x"},
-			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/mnt/my disk"}}},
+			want{corev1.ConditionTrue, ReasonStorageReady, []string{"/ on / (xfs /dev/nvme0n1p1)", "/var/lib/kubelet on /var/lib/kubelet (ext4 /dev/nvme1n1)"}}, ""},
+		{"root filesystem read-only", map[string]*string{mi: s("1 0 8:1 / / rw,relatime shared:1 - ext4 /dev/root ro,errors=remount-ro\n" +
+			"2 1 8:16 / /var/lib/kubelet rw shared:2 - ext4 /dev/sdb rw\n")}, nil, paths,
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/ is on / (ext4 /dev/root), whose filesystem is read-only (proc/self/mountinfo)"}}, ""},
+		{"kubelet filesystem read-only", map[string]*string{mi: s("22 1 259:1 / / rw,noatime shared:1 - xfs /dev/nvme0n1p1 rw,attr2\n" +
+			"98 22 259:3 / /var/lib/kubelet rw,relatime shared:40 - ext4 /dev/nvme1n1 ro,errors=remount-ro\n")}, nil, paths,
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, nil},
+			"/var/lib/kubelet is on /var/lib/kubelet (ext4 /dev/nvme1n1), whose filesystem is read-only (proc/self/mountinfo)"},
+		{"kubelet dir on read-only root", map[string]*string{mi: s("1 0 8:1 / / ro - ext4 /dev/root ro\n2 1 8:16 / /data rw - ext4 /dev/sdb rw\n")}, nil, []string{"/var/lib/kubelet"},
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/var/lib/kubelet is on / "}}, ""},
+		{"bind mount read-only, filesystem writable", map[string]*string{mi: s("22 1 259:1 / / rw,noatime - xfs /dev/nvme0n1p1 rw\n" +
+			"612 22 259:3 /var/lib/kubelet /var/lib/kubelet ro,relatime master:40 - ext4 /dev/nvme1n1 rw\n")}, nil, paths,
+			want{corev1.ConditionTrue, ReasonStorageReady, nil},
+			"writable: / on / (xfs /dev/nvme0n1p1), /var/lib/kubelet on /var/lib/kubelet (ext4 /dev/nvme1n1); " +
+				"no read-only remount, XFS corruption or I/O error in 0 log line(s)"},
+		{"filesystem read-only under writable mount options", map[string]*string{mi: s("22 1 259:1 / / rw,noatime - xfs /dev/nvme0n1p1 rw\n" +
+			"98 22 259:3 / /var/lib/kubelet rw,relatime shared:40 - ext4 /dev/nvme1n1 ro\n")}, nil, paths,
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/dev/nvme1n1), whose filesystem is read-only"}}, ""},
+		{"0 optional fields", map[string]*string{mi: s("1 0 8:1 / / rw - ext4 /dev/root rw\n2 1 8:16 / /var/lib/kubelet rw - ext4 /dev/sdb ro\n")}, nil, paths,
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/var/lib/kubelet is on /var/lib/kubelet (ext4 /dev/sdb)"}}, ""},
+		{"1 optional field", map[string]*string{mi: s("1 0 8:1 / / rw shared:1 - ext4 /dev/root rw\n2 1 8:16 / /var/lib/kubelet rw shared:2 - ext4 /dev/sdb ro\n")}, nil, paths,
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/var/lib/kubelet is on /var/lib/kubelet (ext4 /dev/sdb)"}}, ""},
+		{"3 optional fields", map[string]*string{mi: s("1 0 8:1 / / rw shared:1 - ext4 /dev/root rw\n" +
+			"2 1 8:16 / /var/lib/kubelet rw shared:1 master:2 propagate_from:3 - ext4 /dev/sdb ro\n")}, nil, paths,
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/var/lib/kubelet is on /var/lib/kubelet (ext4 /dev/sdb)"}}, ""},
+		{"malformed lines skipped", map[string]*string{mi: s("1 0 8:1 / / rw - ext4 /dev/root rw\n" +
+			"3 1 259:4 / /var/lib/kubelet rw shared:1 ext4 /dev/sdc ro\n" + // no separator
+			"4 1 259:5 / /var/lib/kubelet rw - ext4 /dev/sdd\n" + // no super options
+			"/dev/sde /var/lib/kubelet ext4 ro 0 0\n" + // proc/mounts format
+			"garbage\n\n")}, nil, paths,
+			want{corev1.ConditionTrue, ReasonStorageReady, []string{"/var/lib/kubelet on / (ext4 /dev/root)"}}, ""},
+		{"over-mount wins", map[string]*string{mi: s("1 0 8:1 / / rw - ext4 /dev/root rw\n2 1 8:2 / /var/lib/kubelet rw - ext4 /dev/a rw\n" +
+			"3 2 8:3 / /var/lib/kubelet rw - ext4 /dev/b ro\n")}, nil, paths,
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/dev/b"}}, ""},
+		{"over-mount hides read-only filesystem", map[string]*string{mi: s("1 0 8:1 / / rw - ext4 /dev/root rw\n2 1 8:2 / /var/lib/kubelet rw - ext4 /dev/a ro\n" +
+			"3 2 8:3 / /var/lib/kubelet rw - ext4 /dev/b rw\n")}, nil, paths,
+			want{corev1.ConditionTrue, ReasonStorageReady, []string{"/var/lib/kubelet on /var/lib/kubelet (ext4 /dev/b)"}}, ""},
+		{"prefix is not containment", map[string]*string{mi: s("1 0 8:1 / / rw - ext4 /dev/root rw\n2 1 8:2 / /var/lib/kube rw - ext4 /dev/a ro\n")}, nil, paths,
+			want{corev1.ConditionTrue, ReasonStorageReady, nil}, ""},
+		{"escaped mount point", map[string]*string{mi: s("1 0 8:1 / / rw - ext4 /dev/root rw\n2 1 8:2 / /mnt/my\\040disk rw - ext4 /dev/a ro\n")}, nil, []string{"/mnt/my disk/x"},
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/mnt/my disk/x is on /mnt/my disk (ext4 /dev/a)"}}, ""},
 		{"remount read-only in kmsg", nil, []string{"3,1204,1,-;EXT4-fs (nvme1n1): Remounting filesystem read-only"}, paths,
-			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{`"EXT4-fs (nvme1n1): Remounting`}}},
+			want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{`"EXT4-fs (nvme1n1): Remounting`}}, ""},
 		{"xfs corruption", nil, []string{"XFS (nvme0n1p1): Metadata corruption detected at xfs_da3_node_read_verify+0x1b/0x30 [xfs]"}, paths,
-			want{corev1.ConditionFalse, ReasonXFSCorruption, nil}},
+			want{corev1.ConditionFalse, ReasonXFSCorruption, nil}, ""},
 		{"xfs in-memory corruption", nil, []string{"XFS (dm-0): Corruption of in-memory data detected.  Shutting down filesystem"}, paths,
-			want{corev1.ConditionFalse, ReasonXFSCorruption, nil}},
+			want{corev1.ConditionFalse, ReasonXFSCorruption, nil}, ""},
 		{"block I/O error", nil, []string{"blk_update_request: I/O error, dev nvme1n1, sector 2048 op 0x1:(WRITE)"}, paths,
-			want{corev1.ConditionFalse, ReasonIOError, []string{"nvme1n1"}}},
+			want{corev1.ConditionFalse, ReasonIOError, []string{"nvme1n1"}}, ""},
 		{"buffer I/O error", nil, []string{"Buffer I/O error on dev nvme1n1, logical block 256, lost async page write"}, paths,
-			want{corev1.ConditionFalse, ReasonIOError, nil}},
-		{"no mounts file", map[string]*string{"proc/mounts": nil}, nil, paths,
-			want{corev1.ConditionUnknown, ReasonUnreadable, []string{"proc/mounts: file does not exist"}}},
-		{"path outside every mount", map[string]*string{"proc/mounts": s("proc /proc proc rw 0 0\n")}, nil, paths,
-			want{corev1.ConditionUnknown, ReasonUnreadable, []string{`no mount contains "/"`}}},
+			want{corev1.ConditionFalse, ReasonIOError, nil}, ""},
+		{"no mountinfo file", map[string]*string{mi: nil}, nil, paths,
+			want{corev1.ConditionUnknown, ReasonUnreadable, []string{"proc/self/mountinfo: file does not exist"}}, ""},
+		{"proc/mounts is not read", map[string]*string{mi: nil, "proc/mounts": s("/dev/root / ext4 rw 0 0\n")}, nil, paths,
+			want{corev1.ConditionUnknown, ReasonUnreadable, []string{"proc/self/mountinfo: file does not exist"}}, ""},
+		{"path outside every mount", map[string]*string{mi: s("23 22 0:21 / /proc rw,nosuid shared:12 - proc proc rw\n")}, nil, paths,
+			want{corev1.ConditionUnknown, ReasonUnreadable, []string{`no mount contains "/"`}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			check(t, StorageReady(base(tc.over), tc.kmsg, tc.paths), TypeStorageReady, tc.want)
+			got := StorageReady(base(tc.over), tc.kmsg, tc.paths)
+			check(t, got, TypeStorageReady, tc.want)
+			if tc.exact != "" && got.Message != tc.exact {
+				t.Errorf("message %q, want %q", got.Message, tc.exact)
+			}
 		})
 	}
 }
@@ -191,8 +277,10 @@ func TestTestdataTrees(t *testing.T) {
 	fsys := os.DirFS("testdata/healthy")
 	check(t, KernelReady(fsys, nil), TypeKernelReady, want{corev1.ConditionTrue, ReasonKernelReady, []string{"812 tasks"}})
 	check(t, NetworkingReady(fsys), TypeNetworkingReady, want{corev1.ConditionTrue, ReasonNetworkingReady, []string{"1 virtual skipped"}})
-	check(t, StorageReady(fsys, nil, []string{"/", "/var/lib/kubelet"}), TypeStorageReady, want{corev1.ConditionTrue, ReasonStorageReady, nil})
-	check(t, StorageReady(fsys, nil, []string{"/mnt/ro/data"}), TypeStorageReady, want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly, []string{"/dev/nvme2n1"}})
+	check(t, StorageReady(fsys, nil, []string{"/", "/var/lib/kubelet", "/mnt/shared/x"}), TypeStorageReady, want{corev1.ConditionTrue, ReasonStorageReady,
+		[]string{"/var/lib/kubelet on /var/lib/kubelet (ext4 /dev/nvme1n1)", "/mnt/shared/x on /mnt/shared (ext4 /dev/nvme1n1)"}})
+	check(t, StorageReady(fsys, nil, []string{"/mnt/ro/data"}), TypeStorageReady, want{corev1.ConditionFalse, ReasonFilesystemIsReadOnly,
+		[]string{"/mnt/ro/data is on /mnt/ro (ext4 /dev/nvme2n1), whose filesystem is read-only"}})
 
 	kmsg := readLines(t, "testdata/kmsg/problems.txt")
 	check(t, KernelReady(fsys, kmsg), TypeKernelReady, want{corev1.ConditionFalse, ReasonForkFailedOutOfPIDs,

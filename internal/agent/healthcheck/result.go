@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,6 +45,16 @@ const (
 type Result struct {
 	Type    string
 	Status  corev1.ConditionStatus
+	Reason  string
+	Message string
+	// Findings are every issue seen, most severe first (Reason and the
+	// start of Message are the first's). Profiles that split one EKS
+	// condition into several (AKS) map each finding on its own.
+	Findings []Finding
+}
+
+// Finding is one issue a detector saw.
+type Finding struct {
 	Reason  string
 	Message string
 }
@@ -93,7 +104,13 @@ func (r *report) result() Result {
 		if extra := len(r.found) - len(msgs); extra > 0 {
 			msg += fmt.Sprintf("; and %d more", extra)
 		}
-		return Result{Type: r.typ, Status: corev1.ConditionFalse, Reason: r.found[best].reason, Message: msg}
+		sorted := slices.Clone(r.found)
+		slices.SortStableFunc(sorted, func(a, b finding) int { return a.rank - b.rank })
+		findings := make([]Finding, len(sorted))
+		for i, f := range sorted {
+			findings[i] = Finding{Reason: f.reason, Message: f.msg}
+		}
+		return Result{Type: r.typ, Status: corev1.ConditionFalse, Reason: r.found[best].reason, Message: msg, Findings: findings}
 	}
 	if len(r.errs) > 0 {
 		return Result{Type: r.typ, Status: corev1.ConditionUnknown, Reason: ReasonUnreadable,

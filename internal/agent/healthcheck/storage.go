@@ -6,26 +6,49 @@ import (
 	"strings"
 )
 
-const pathMounts = "proc/mounts"
+const pathMountinfo = "proc/self/mountinfo"
 
-// mount is one line of proc/mounts.
+// mount is one line of proc/self/mountinfo.
 type mount struct {
 	device, point, fstype string
-	readOnly              bool
+	// readOnly is the filesystem's (superblock's) read-only flag, from the
+	// super options: set by the kernel when it remounts a filesystem
+	// read-only after errors. The mount's own "ro" (e.g. a read-only bind
+	// mount of a host directory) is deliberately not kept.
+	readOnly bool
 }
 
-// parseMountLine parses one proc/mounts line ("dev point type opts 0 0"),
-// undoing the kernel's octal escapes (\040 for a space, ...).
-func parseMountLine(line string) (mount, bool) {
-	f := strings.Fields(line)
-	if len(f) < 4 {
+// parseMountinfoLine parses one proc/self/mountinfo line (proc(5)):
+//
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+//
+// mount ID, parent ID, major:minor, root, mount point, mount options, zero
+// or more optional fields terminated by "-", then fs type, mount source and
+// super options. Fields are separated by single spaces (the kernel escapes
+// spaces in paths as \040, undone here); splitting on each space keeps an
+// empty mount source in place. A line with missing fields, no "-"
+// separator or a relative mount point is rejected.
+func parseMountinfoLine(line string) (mount, bool) {
+	f := strings.Split(line, " ")
+	// 6 fixed fields, the separator, then 3 more.
+	if len(f) < 10 {
 		return mount{}, false
 	}
-	m := mount{device: unescapeMount(f[0]), point: unescapeMount(f[1]), fstype: f[2]}
+	sep := -1
+	for i := 6; i < len(f); i++ {
+		if f[i] == "-" {
+			sep = i
+			break
+		}
+	}
+	if sep < 0 || len(f) < sep+4 {
+		return mount{}, false
+	}
+	m := mount{point: unescapeMount(f[4]), fstype: unescapeMount(f[sep+1]), device: unescapeMount(f[sep+2])}
 	if !strings.HasPrefix(m.point, "/") {
 		return mount{}, false
 	}
-	for _, o := range strings.Split(f[3], ",") {
+	for _, o := range strings.Split(f[sep+3], ",") {
 		if o == "ro" {
 			m.readOnly = true
 		}
@@ -73,18 +96,21 @@ func mountFor(mounts []mount, p string) (mount, bool) {
 
 // StorageReady reports whether the filesystems holding paths (e.g. "/" and
 // "/var/lib/kubelet") are writable and kmsg shows no filesystem corruption
-// or I/O errors.
+// or I/O errors. Writable means the filesystem's own read-only flag (the
+// super options of proc/self/mountinfo) is clear; a read-only mount of a
+// writable filesystem (a hostPath volume with readOnly: true) is not an
+// issue.
 func StorageReady(fsys fs.FS, kmsg []string, paths []string) Result {
 	r := &report{typ: TypeStorageReady, okReason: ReasonStorageReady}
 	c := countKmsg(kmsg)
 
-	b, err := fs.ReadFile(fsys, pathMounts)
+	b, err := fs.ReadFile(fsys, pathMountinfo)
 	if err != nil {
-		r.fail(pathMounts, err)
+		r.fail(pathMountinfo, err)
 	} else {
 		var mounts []mount
 		for _, line := range strings.Split(string(b), "\n") {
-			if m, ok := parseMountLine(line); ok {
+			if m, ok := parseMountinfoLine(line); ok {
 				mounts = append(mounts, m)
 			}
 		}
@@ -93,10 +119,10 @@ func StorageReady(fsys fs.FS, kmsg []string, paths []string) Result {
 			m, found := mountFor(mounts, p)
 			switch {
 			case !found:
-				r.fail(pathMounts, fmt.Errorf("no mount contains %q (%d mounts)", p, len(mounts)))
+				r.fail(pathMountinfo, fmt.Errorf("no mount contains %q (%d mounts)", p, len(mounts)))
 			case m.readOnly:
-				r.add(0, ReasonFilesystemIsReadOnly, fmt.Sprintf("%s is on %s (%s %s) mounted read-only (%s)",
-					p, m.point, m.fstype, m.device, pathMounts))
+				r.add(0, ReasonFilesystemIsReadOnly, fmt.Sprintf("%s is on %s (%s %s), whose filesystem is read-only (%s)",
+					p, m.point, m.fstype, m.device, pathMountinfo))
 			default:
 				ok = append(ok, fmt.Sprintf("%s on %s (%s %s)", p, m.point, m.fstype, m.device))
 			}
