@@ -203,7 +203,9 @@ EOF
 }
 
 # start_agent NODE: that node's agent, following its own host event log and,
-# with REPAIR=1, its own kernel log through NPD's kernel monitor.
+# with REPAIR=1, its own kernel log through NPD's kernel monitor. The nodes
+# are simulated, so the built-in health checks, which read this machine's
+# /proc and /sys, are off.
 start_agent() {
 	local node=$1 dir=$STATE/nodes/$1 npd=()
 	mkdir -p "$dir"
@@ -214,7 +216,8 @@ start_agent() {
 		npd=(--npd-config "$dir/kernel-monitor.json")
 	fi
 	start "agent-$node" "$BIN/nodewarden-agent" --node-name "$node" --kubeconfig "$STATE/kubeconfig" --namespace "$SYSTEM_NS" \
-		--host-event-log "$dir/host_event.log" --metrics-bind-address 0 --health-probe-bind-address 0 "${npd[@]}"
+		--host-event-log "$dir/host_event.log" --metrics-bind-address 0 --health-probe-bind-address 0 \
+		--health-checks=false "${npd[@]}"
 }
 
 # agent_stop NODE / agent_start NODE: for the second act's story program,

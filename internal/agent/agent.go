@@ -5,6 +5,7 @@
 //
 //	logfile.Follower ─lines─▶ hostevent.Parse ─▶ hostevent.Tracker ─conditions─▶ condition.Writer ─▶ nodes/status
 //	                                                               └─new statuses─▶ nodeevent.Recorder ─▶ Events
+//	nodehealth.Source (the built-in health checks: /proc, /sys, kmsg, CRI) ─conditions─▶ condition.Writer
 //	lease.Heartbeat ─▶ Lease nodewarden-agent-<node>
 //
 // Sources only compute the desired state; the writer and the recorder own
@@ -22,6 +23,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
@@ -32,6 +34,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/metadata"
 	"github.com/nodewarden/nodewarden/internal/agent/metrics"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/internal/agent/nodehealth"
 	"github.com/nodewarden/nodewarden/internal/agent/npd"
 	"github.com/nodewarden/nodewarden/internal/agent/source"
 )
@@ -257,6 +260,16 @@ func newSources(cfg *v1alpha1.AgentConfig, opts Options) ([]source.Source, error
 		return nil, err
 	}
 	srcs = append(srcs, npdSrcs...)
+	if hc := nodehealth.New(nodehealth.Options{
+		Config:   cfg.HealthChecks,
+		BootTime: opts.BootTime,
+		Pods: func(ctx context.Context) ([]metav1.PartialObjectMetadata, error) {
+			return opts.Client.ListNodePodsMetadata(ctx, opts.NodeName)
+		},
+		Log: opts.Log.WithName("health-checks"),
+	}); hc != nil {
+		srcs = append(srcs, hc)
+	}
 	owner := map[string]string{}
 	for _, s := range srcs {
 		for _, t := range s.ConditionTypes() {

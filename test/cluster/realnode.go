@@ -78,6 +78,10 @@ type RealNode struct {
 	procs  []*Process
 }
 
+// CRIEndpoint is the node's containerd CRI socket, as the kubelet is given
+// it: unix:///path.
+func (n *RealNode) CRIEndpoint() string { return "unix://" + n.socket }
+
 // RealNodeUnavailable says why this machine cannot run a real node, or "".
 func RealNodeUnavailable() string {
 	if runtime.GOOS != "linux" {

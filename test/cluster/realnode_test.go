@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/nodewarden/nodewarden/internal/agent/runtimestatus"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
@@ -50,6 +51,31 @@ func TestLevel3RealNode(t *testing.T) {
 			return fmt.Errorf("pod phase %s, IP %q, conditions %v; see %s/kubelet.log", p.Status.Phase, p.Status.PodIP, p.Status.ContainerStatuses, node.LogDir)
 		}
 		return nil
+	})
+
+	// The agent's CRI query against a real containerd: here rather than in
+	// internal/agent/runtimestatus, so that it costs no real node of its own.
+	t.Run("runtimestatus", func(t *testing.T) {
+		p, err := c.Clientset.CoreV1().Pods("default").Get(ctx, "sleeper", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := runtimestatus.Query(ctx, node.CRIEndpoint(), 10*time.Second)
+		if err != nil {
+			t.Fatalf("Query %s: %v", node.CRIEndpoint(), err)
+		}
+		ready := false
+		for _, cond := range snap.Conditions {
+			if cond.Type == "RuntimeReady" {
+				ready = cond.Status
+			}
+		}
+		if !ready {
+			t.Errorf("containerd's conditions %+v, want RuntimeReady true", snap.Conditions)
+		}
+		if n := snap.RunningPods[string(p.UID)]; n != 1 {
+			t.Errorf("running containers of pod %s (UID %s): %d, want 1 (running pods %v)", p.Name, p.UID, n, snap.RunningPods)
+		}
 	})
 
 	kubectl := exec.CommandContext(ctx, cluster.BinDir()+"/kubectl", "--kubeconfig", c.Kubeconfig, "logs", "-n", "default", "sleeper")

@@ -124,10 +124,13 @@ func (e *env) startAgent(t testing.TB, node string, extra ...string) *proc {
 	return startProc(t, e.dir, "agent-"+node, nodewardenAgent, e.agentArgs(node, extra...)...)
 }
 
-// agentArgs are the flags of an agent for node in this cluster.
+// agentArgs are the flags of an agent for node in this cluster. The node is
+// simulated: the built-in health checks, which read the machine the agent
+// runs on, are off.
 func (e *env) agentArgs(node string, extra ...string) []string {
 	return append([]string{"--node-name", node, "--kubeconfig", e.Kubeconfig, "--namespace", systemNamespace,
-		"--host-event-log", e.hostLog(node), "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, extra...)
+		"--host-event-log", e.hostLog(node), "--metrics-bind-address", "0", "--health-probe-bind-address", "0",
+		"--health-checks=false"}, extra...)
 }
 
 // startController runs `nodewarden controller --leader-elect`.

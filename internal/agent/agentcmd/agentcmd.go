@@ -49,6 +49,9 @@ type flags struct {
 	hostEventLog string
 	npdConfigs   []string
 	bootTime     string
+	healthChecks bool
+	criEndpoint  string
+	journalPath  string
 	version      bool
 }
 
@@ -62,6 +65,9 @@ func newFlagSet(name string, out io.Writer) (*pflag.FlagSet, *flags) {
 	fs.StringVar(&f.configPath, "config", "", "AgentConfig file (re-read when it changes); default: built-in defaults")
 	fs.StringVar(&f.hostEventLog, "host-event-log", v1alpha1.DefaultHostEventLogPath, "host event log to follow, overriding the config file; '' turns the source off")
 	fs.StringSliceVar(&f.npdConfigs, "npd-config", nil, "node-problem-detector monitor configs (JSON), comma-separated")
+	fs.BoolVar(&f.healthChecks, "health-checks", true, "false turns every built-in health check off, overriding the config file (for an agent that does not run on the node it reports, as in demos)")
+	fs.StringVar(&f.criEndpoint, "container-runtime-endpoint", "", "turns the ContainerRuntimeReady check on, asking the runtime at this CRI socket (unix:///run/containerd/containerd.sock), overriding the config file")
+	fs.StringVar(&f.journalPath, "journal-path", "", "systemd journal directory (/var/log/journal) read to count containerd and kubelet restarts, overriding the config file")
 	fs.StringVar(&f.bootTime, "boot-time", "", "node boot time (RFC3339), overriding /proc/stat; for tests and demos")
 	_ = fs.MarkHidden("boot-time")
 	// nodewarden-agent has no `version` subcommand; `nodewarden version` does the same.
@@ -110,6 +116,34 @@ func Run(ctx context.Context, name string, args []string, out io.Writer) error {
 		bootTime = t
 	}
 
+	// Flags given on the command line win over the file, on every reload too.
+	override := func(c *v1alpha1.AgentConfig) {
+		if fs.Changed("host-event-log") {
+			c.HostEventLog.Path = ptr.To(f.hostEventLog)
+		}
+		if fs.Changed("npd-config") {
+			c.NPDConfigs = f.npdConfigs
+		}
+		if fs.Changed("container-runtime-endpoint") {
+			c.HealthChecks.ContainerRuntime.Enabled = ptr.To(f.criEndpoint != "")
+			if f.criEndpoint != "" {
+				c.HealthChecks.ContainerRuntime.Endpoint = f.criEndpoint
+			}
+		}
+		if fs.Changed("journal-path") {
+			c.HealthChecks.ContainerRuntime.JournalPath = f.journalPath
+		}
+		if fs.Changed("health-checks") && !f.healthChecks {
+			c.HealthChecks.Off()
+		}
+	}
+	// A bad flag value is an error now, not a configuration that never loads.
+	probe := agentconfig.Default()
+	override(probe)
+	if errs := probe.Validate(); len(errs) > 0 {
+		return fmt.Errorf("flags: %w", errs.ToAggregate())
+	}
+
 	log := f.Logger()
 	klog.SetLogger(log) // client-go's own messages (watch errors, ...) in the same format
 	log.Info("starting", "version", version.String(), "node", f.nodeName)
@@ -134,14 +168,7 @@ func Run(ctx context.Context, name string, args []string, out io.Writer) error {
 		NodeName: f.nodeName, Namespace: f.Namespace, Client: client,
 		ConfigPath: f.configPath, ConfigMetrics: cfgMetrics,
 		// Flags given on the command line win over the file, on every reload too.
-		Override: func(c *v1alpha1.AgentConfig) {
-			if fs.Changed("host-event-log") {
-				c.HostEventLog.Path = ptr.To(f.hostEventLog)
-			}
-			if fs.Changed("npd-config") {
-				c.NPDConfigs = f.npdConfigs
-			}
-		},
+		Override: override,
 		BootTime: bootTime, Metrics: metrics.New(registry), Registerer: registry, Log: log,
 	})
 	if err != nil {
