@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -41,6 +42,10 @@ const (
 	DefaultProcPath                 = "/proc"
 	DefaultSysPath                  = "/sys"
 	DefaultKernelLogWindow          = time.Hour
+	// KernelLogAuto, as KernelLogConfig.Path (and its default), reads
+	// /dev/kmsg if it can be opened when the checks start, and no kernel
+	// log otherwise.
+	KernelLogAuto                   = "auto"
 	DefaultCRIEndpoint              = "unix:///run/containerd/containerd.sock"
 	DefaultCRITimeout               = 5 * time.Second
 	DefaultPodStuckTerminatingAfter = 10 * time.Minute
@@ -117,10 +122,13 @@ type CheckConfig struct {
 
 // KernelLogConfig is where kernel log lines come from.
 type KernelLogConfig struct {
-	// Path of the kernel's log device, /dev/kmsg, or "" for none. Reading
-	// /dev/kmsg takes root (config/agent/kmsg). Unset means "".
+	// Path of the kernel's log device: an absolute path (normally
+	// /dev/kmsg), "auto" for /dev/kmsg if it can be opened at start and
+	// none otherwise, or "" for none. Reading /dev/kmsg takes root
+	// (config/agent/kmsg). Unset means "auto" (hence a pointer: "" is not
+	// the same as unset).
 	// +optional
-	Path string `json:"path,omitempty"`
+	Path *string `json:"path,omitempty"`
 	// Window is how long a kernel log line counts: a soft lockup logged
 	// longer ago than this no longer makes KernelReady False. Unset means 1h.
 	// +optional
@@ -198,6 +206,9 @@ func (h *HealthChecksConfig) Default() {
 	if h.SysPath == "" {
 		h.SysPath = DefaultSysPath
 	}
+	if h.KernelLog.Path == nil {
+		h.KernelLog.Path = ptr.To(KernelLogAuto)
+	}
 	if h.KernelLog.Window.Duration == 0 {
 		h.KernelLog.Window.Duration = DefaultKernelLogWindow
 	}
@@ -261,7 +272,11 @@ func (h *HealthChecksConfig) validate(path *field.Path) field.ErrorList {
 		}
 		seen[p] = true
 	}
-	if d := h.Interval.Duration; d < MinHealthCheckInterval {
+	// Bounds relative to the interval are checked against a valid interval
+	// only: an interval of 1s must not also report the default timeout (5s),
+	// which the file does not even set.
+	intervalOK := h.Interval.Duration >= MinHealthCheckInterval
+	if d := h.Interval.Duration; !intervalOK {
 		errs = append(errs, field.Invalid(path.Child("interval"), d.String(),
 			fmt.Sprintf("must be at least %v", MinHealthCheckInterval)))
 	}
@@ -271,10 +286,12 @@ func (h *HealthChecksConfig) validate(path *field.Path) field.ErrorList {
 	}
 	errs = append(errs, validateAbsPath(path.Child("procPath"), h.ProcPath)...)
 	errs = append(errs, validateAbsPath(path.Child("sysPath"), h.SysPath)...)
-	if p := h.KernelLog.Path; p != "" {
-		errs = append(errs, validateAbsPath(path.Child("kernelLog", "path"), p)...)
+	// "" (none) and "auto" are valid; anything else must be absolute.
+	if p := h.KernelLog.Path; p != nil && *p != "" && *p != KernelLogAuto && !filepath.IsAbs(*p) {
+		errs = append(errs, field.Invalid(path.Child("kernelLog", "path"), *p,
+			`must be an absolute path, "auto" (/dev/kmsg if it can be opened at start, else none) or "" (no kernel log)`))
 	}
-	if d := h.KernelLog.Window.Duration; d < h.Interval.Duration {
+	if d := h.KernelLog.Window.Duration; intervalOK && d < h.Interval.Duration {
 		errs = append(errs, field.Invalid(path.Child("kernelLog", "window"), d.String(),
 			fmt.Sprintf("must be at least interval (%v), or a line could be missed between two runs", h.Interval.Duration)))
 	}
@@ -292,7 +309,7 @@ func (h *HealthChecksConfig) validate(path *field.Path) field.ErrorList {
 	if err := validateUnixEndpoint(r.Endpoint); err != "" {
 		errs = append(errs, field.Invalid(rp.Child("endpoint"), r.Endpoint, err))
 	}
-	if r.Timeout.Duration <= 0 || r.Timeout.Duration > h.Interval.Duration {
+	if r.Timeout.Duration <= 0 || intervalOK && r.Timeout.Duration > h.Interval.Duration {
 		errs = append(errs, field.Invalid(rp.Child("timeout"), r.Timeout.Duration.String(),
 			fmt.Sprintf("must be positive and at most interval (%v)", h.Interval.Duration)))
 	}

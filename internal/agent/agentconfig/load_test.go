@@ -51,6 +51,39 @@ func specDefaults() *v1alpha1.AgentConfig {
 		LeaseRenewInterval: duration(60 * time.Second),
 		LeaseDuration:      duration(240 * time.Second),
 		ProcStatPath:       "/proc/stat",
+		HealthChecks:       specHealthCheckDefaults(),
+	}
+}
+
+// The healthChecks section's defaults, written out by hand from
+// docs/agent-config.md: kernel, networking and storage on, the container
+// runtime off, the EKS profile, /dev/kmsg if it can be opened.
+func specHealthCheckDefaults() v1alpha1.HealthChecksConfig {
+	return v1alpha1.HealthChecksConfig{
+		Profiles:      []v1alpha1.HealthCheckProfile{"EKS"},
+		Interval:      duration(30 * time.Second),
+		Confirmations: 2,
+		ProcPath:      "/proc",
+		SysPath:       "/sys",
+		KernelLog: v1alpha1.KernelLogConfig{
+			Path:   ptr.To("auto"),
+			Window: duration(time.Hour),
+		},
+		Kernel:     v1alpha1.CheckConfig{Enabled: ptr.To(true)},
+		Networking: v1alpha1.CheckConfig{Enabled: ptr.To(true)},
+		Storage: v1alpha1.StorageCheckConfig{
+			Enabled: ptr.To(true),
+			Paths:   []string{"/var/lib/kubelet", "/var/log"},
+		},
+		ContainerRuntime: v1alpha1.ContainerRuntimeCheckConfig{
+			Enabled:                  ptr.To(false),
+			Endpoint:                 "unix:///run/containerd/containerd.sock",
+			Timeout:                  duration(5 * time.Second),
+			PodStuckTerminatingAfter: duration(10 * time.Minute),
+			JournalPath:              "",
+			RestartThreshold:         5,
+			RestartWindow:            duration(20 * time.Minute),
+		},
 	}
 }
 
@@ -165,6 +198,24 @@ leaseRenewInterval: 20s
 leaseDuration: 45s
 procStatPath: /host/proc/stat
 npdConfigs: [/etc/npd/kernel-monitor.json, /etc/npd/host_event.json]
+healthChecks:
+  profiles: [AKS, EKS]
+  interval: 1m
+  confirmations: 3
+  procPath: /host/proc
+  sysPath: /host/sys
+  kernelLog: {path: /host/dev/kmsg, window: 2h}
+  kernel: {enabled: false}
+  networking: {enabled: false}
+  storage: {enabled: false, paths: [/host/var/lib/containerd]}
+  containerRuntime:
+    enabled: true
+    endpoint: unix:///run/crio/crio.sock
+    timeout: 10s
+    podStuckTerminatingAfter: 15m
+    journalPath: /host/var/log/journal
+    restartThreshold: 3
+    restartWindow: 1h
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +258,26 @@ npdConfigs: [/etc/npd/kernel-monitor.json, /etc/npd/host_event.json]
 		LeaseDuration:      duration(45 * time.Second),
 		ProcStatPath:       "/host/proc/stat",
 		NPDConfigs:         []string{"/etc/npd/kernel-monitor.json", "/etc/npd/host_event.json"},
+		HealthChecks: v1alpha1.HealthChecksConfig{
+			Profiles:      []v1alpha1.HealthCheckProfile{"AKS", "EKS"},
+			Interval:      duration(time.Minute),
+			Confirmations: 3,
+			ProcPath:      "/host/proc",
+			SysPath:       "/host/sys",
+			KernelLog:     v1alpha1.KernelLogConfig{Path: ptr.To("/host/dev/kmsg"), Window: duration(2 * time.Hour)},
+			Kernel:        v1alpha1.CheckConfig{Enabled: ptr.To(false)},
+			Networking:    v1alpha1.CheckConfig{Enabled: ptr.To(false)},
+			Storage:       v1alpha1.StorageCheckConfig{Enabled: ptr.To(false), Paths: []string{"/host/var/lib/containerd"}},
+			ContainerRuntime: v1alpha1.ContainerRuntimeCheckConfig{
+				Enabled:                  ptr.To(true),
+				Endpoint:                 "unix:///run/crio/crio.sock",
+				Timeout:                  duration(10 * time.Second),
+				PodStuckTerminatingAfter: duration(15 * time.Minute),
+				JournalPath:              "/host/var/log/journal",
+				RestartThreshold:         3,
+				RestartWindow:            duration(time.Hour),
+			},
+		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -238,6 +309,65 @@ func TestMetadataInsteadOfHostEventLog(t *testing.T) {
 	// Both on, with condition types of their own.
 	if _, err := Load(writeConfig(t, header+"metadata:\n  provider: alibaba\n  conditions:\n  - {type: SpotInterruption, eventTypes: [Alibaba.SpotTermination]}\n")); err != nil {
 		t.Errorf("log and metadata on disjoint conditions: %v", err)
+	}
+}
+
+// kernelLog.path: unset is "auto", "" is no kernel log; both are kept apart
+// from each other and from a path.
+func TestKernelLogPath(t *testing.T) {
+	for _, tt := range []struct{ body, want string }{
+		{body: "healthChecks: {}\n", want: "auto"},
+		{body: "healthChecks:\n  kernelLog: {window: 2h}\n", want: "auto"},
+		{body: "healthChecks:\n  kernelLog: {path: auto}\n", want: "auto"},
+		{body: "healthChecks:\n  kernelLog: {path: \"\"}\n", want: ""},
+		{body: "healthChecks:\n  kernelLog: {path: /dev/kmsg}\n", want: "/dev/kmsg"},
+	} {
+		got, err := Load(writeConfig(t, header+tt.body))
+		if err != nil {
+			t.Errorf("%q: %v", tt.body, err)
+			continue
+		}
+		if p := got.HealthChecks.KernelLog.Path; p == nil || *p != tt.want {
+			t.Errorf("%q: kernelLog.path = %v, want a pointer to %q", tt.body, p, tt.want)
+		}
+	}
+}
+
+// Every check can be turned off; turning all off is valid.
+func TestHealthChecksOff(t *testing.T) {
+	got, err := Load(writeConfig(t, header+`
+healthChecks:
+  kernel: {enabled: false}
+  networking: {enabled: false}
+  storage: {enabled: false}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HealthChecks.AnyOn() {
+		t.Errorf("AnyOn() = true with every check off: %+v", got.HealthChecks)
+	}
+	want := specDefaults()
+	want.HealthChecks.Kernel.Enabled = ptr.To(false)
+	want.HealthChecks.Networking.Enabled = ptr.To(false)
+	want.HealthChecks.Storage.Enabled = ptr.To(false)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// The bounds are inclusive: each value at its limit loads.
+func TestHealthChecksAtTheirLimits(t *testing.T) {
+	for _, body := range []string{
+		"healthChecks:\n  interval: 5s\n  kernelLog: {window: 5s}\n  containerRuntime: {timeout: 5s}\n",
+		"healthChecks:\n  confirmations: 1\n",
+		"healthChecks:\n  confirmations: 10\n",
+		"healthChecks:\n  profiles: [AKS]\n",
+		"healthChecks:\n  containerRuntime: {endpoint: \"unix:///x.sock\", podStuckTerminatingAfter: 1m, restartThreshold: 2, restartWindow: 1m}\n",
+	} {
+		if _, err := Load(writeConfig(t, header+body)); err != nil {
+			t.Errorf("%q: %v", body, err)
+		}
 	}
 }
 
@@ -387,6 +517,62 @@ func TestLoadErrors(t *testing.T) {
 		{name: "npd config twice", body: "npdConfigs: [/etc/npd/a.json, /etc/npd/a.json]\n",
 			want: `npdConfigs[1]: Duplicate value: "/etc/npd/a.json"`},
 
+		// healthChecks.
+		{name: "unknown healthChecks field", body: "healthChecks: {intervall: 1m}\n",
+			want: `unknown field "healthChecks.intervall"`},
+		{name: "unknown field in a check", body: "healthChecks:\n  storage: {enable: false}\n",
+			want: `unknown field "healthChecks.storage.enable"`},
+		{name: "unknown profile", body: "healthChecks:\n  profiles: [GKE]\n",
+			want: `healthChecks.profiles[0]: Unsupported value: "GKE": supported values: "EKS", "AKS"`},
+		{name: "profile in the wrong case", body: "healthChecks:\n  profiles: [EKS, aks]\n",
+			want: `healthChecks.profiles[1]: Unsupported value: "aks": supported values: "EKS", "AKS"`},
+		{name: "profile twice", body: "healthChecks:\n  profiles: [EKS, AKS, EKS]\n",
+			want: `healthChecks.profiles[2]: Duplicate value: "EKS"`},
+		{name: "checks too often", body: "healthChecks:\n  interval: 1s\n",
+			want: `healthChecks.interval: Invalid value: "1s": must be at least 5s`},
+		{name: "negative interval", body: "healthChecks:\n  interval: -30s\n",
+			want: `healthChecks.interval: Invalid value: "-30s": must be at least 5s`},
+		{name: "too many confirmations", body: "healthChecks:\n  confirmations: 11\n",
+			want: `healthChecks.confirmations: Invalid value: 11: must be between 1 (no damping) and 10`},
+		{name: "negative confirmations", body: "healthChecks:\n  confirmations: -1\n",
+			want: `healthChecks.confirmations: Invalid value: -1: must be between 1 (no damping) and 10`},
+		{name: "relative procPath", body: "healthChecks:\n  procPath: host/proc\n",
+			want: `healthChecks.procPath: Invalid value: "host/proc": must be an absolute path`},
+		{name: "relative sysPath", body: "healthChecks:\n  sysPath: host/sys\n",
+			want: `healthChecks.sysPath: Invalid value: "host/sys": must be an absolute path`},
+		{name: "relative kernel log path", body: "healthChecks:\n  kernelLog: {path: dev/kmsg}\n",
+			want: `healthChecks.kernelLog.path: Invalid value: "dev/kmsg": must be an absolute path, "auto" (/dev/kmsg if it can be opened at start, else none) or "" (no kernel log)`},
+		{name: "kernel log path auto in the wrong case", body: "healthChecks:\n  kernelLog: {path: Auto}\n",
+			want: `healthChecks.kernelLog.path: Invalid value: "Auto": must be an absolute path, "auto" (/dev/kmsg if it can be opened at start, else none) or "" (no kernel log)`},
+		{name: "kernel log window below the interval", body: "healthChecks:\n  interval: 1m\n  kernelLog: {window: 30s}\n",
+			want: `healthChecks.kernelLog.window: Invalid value: "30s": must be at least interval (1m0s), or a line could be missed between two runs`},
+		{name: "relative storage path", body: "healthChecks:\n  storage: {paths: [/var/lib/kubelet, var/log]}\n",
+			want: `healthChecks.storage.paths[1]: Invalid value: "var/log": must be an absolute path`},
+		{name: "empty storage path", body: "healthChecks:\n  storage: {paths: [\"\"]}\n",
+			want: `healthChecks.storage.paths[0]: Required value: an absolute path`},
+		{name: "storage path twice", body: "healthChecks:\n  storage: {paths: [/var/log, /var/lib/kubelet, /var/log]}\n",
+			want: `healthChecks.storage.paths[2]: Duplicate value: "/var/log"`},
+		{name: "CRI endpoint over TCP", body: "healthChecks:\n  containerRuntime: {endpoint: \"tcp://x\"}\n",
+			want: `healthChecks.containerRuntime.endpoint: Invalid value: "tcp://x": must be unix:///path/to/the.sock`},
+		{name: "CRI endpoint relative", body: "healthChecks:\n  containerRuntime: {endpoint: \"unix://relative\"}\n",
+			want: `healthChecks.containerRuntime.endpoint: Invalid value: "unix://relative": must be unix:///path/to/the.sock`},
+		{name: "CRI endpoint without scheme", body: "healthChecks:\n  containerRuntime: {endpoint: /run/containerd/containerd.sock}\n",
+			want: `healthChecks.containerRuntime.endpoint: Invalid value: "/run/containerd/containerd.sock": must be unix:///path/to/the.sock`},
+		{name: "CRI timeout above the interval", body: "healthChecks:\n  containerRuntime: {timeout: 31s}\n",
+			want: `healthChecks.containerRuntime.timeout: Invalid value: "31s": must be positive and at most interval (30s)`},
+		{name: "negative CRI timeout", body: "healthChecks:\n  containerRuntime: {timeout: -1s}\n",
+			want: `healthChecks.containerRuntime.timeout: Invalid value: "-1s": must be positive and at most interval (30s)`},
+		{name: "pod stuck terminating too soon", body: "healthChecks:\n  containerRuntime: {podStuckTerminatingAfter: 30s}\n",
+			want: `healthChecks.containerRuntime.podStuckTerminatingAfter: Invalid value: "30s": must be at least 1m`},
+		{name: "relative journal path", body: "healthChecks:\n  containerRuntime: {journalPath: var/log/journal}\n",
+			want: `healthChecks.containerRuntime.journalPath: Invalid value: "var/log/journal": must be an absolute path`},
+		{name: "restart threshold of 1", body: "healthChecks:\n  containerRuntime: {restartThreshold: 1}\n",
+			want: `healthChecks.containerRuntime.restartThreshold: Invalid value: 1: must be at least 2`},
+		{name: "restart window too short", body: "healthChecks:\n  containerRuntime: {restartWindow: 10s}\n",
+			want: `healthChecks.containerRuntime.restartWindow: Invalid value: "10s": must be at least 1m`},
+		{name: "healthChecks errors are all reported", body: "healthChecks:\n  interval: 1s\n  procPath: proc\n",
+			want: `[healthChecks.interval: Invalid value: "1s": must be at least 5s, healthChecks.procPath: Invalid value: "proc": must be an absolute path]`},
+
 		// Several errors are all reported.
 		{name: "two errors", body: "leaseRenewInterval: 5s\nprocStatPath: proc/stat\n",
 			want: `[leaseRenewInterval: Invalid value: "5s": must be at least 10s, procStatPath: Invalid value: "proc/stat": must be an absolute path]`},
@@ -435,6 +621,12 @@ func TestDeepCopySharesNothing(t *testing.T) {
 	cp.Metadata.Conditions[0].EventTypes[0] = "X.Y"
 	cp.Metadata.Conditions[1].Type = "Other"
 	cp.NPDConfigs[0] = "/b.json"
+	*cp.HealthChecks.KernelLog.Path = "/other"
+	cp.HealthChecks.Profiles[0] = "AKS"
+	*cp.HealthChecks.Kernel.Enabled = false
+	*cp.HealthChecks.Storage.Enabled = false
+	cp.HealthChecks.Storage.Paths[0] = "/other"
+	*cp.HealthChecks.ContainerRuntime.Enabled = true
 	want := specDefaults()
 	want.NPDConfigs = []string{"/a.json"}
 	if diff := cmp.Diff(want, orig); diff != "" {
