@@ -108,14 +108,14 @@ func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
 		sel = labels.Everything()
 	}
 	p.selector = sel
-	p.invalid = specProblem(&rp.Spec)
+	p.invalid = SpecProblem(&rp.Spec)
 	return p
 }
 
-// specProblem catches what the CRD schema cannot (or what a policy built
+// SpecProblem catches what the CRD schema cannot (or what a policy built
 // without the API server skipped): such a policy freezes instead of acting on
 // a guess.
-func specProblem(s *v1alpha1.RemediationPolicySpec) string {
+func SpecProblem(s *v1alpha1.RemediationPolicySpec) string {
 	if len(s.Conditions) == 0 {
 		return "conditions is empty"
 	}

@@ -5,6 +5,8 @@ package crd_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/remediation"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
@@ -211,3 +214,36 @@ func causes(err error) []metav1.StatusCause {
 }
 
 func clientKey(name string) ctrlclient.ObjectKey { return ctrlclient.ObjectKey{Name: name} }
+
+// Every sample in config/samples is accepted by the API server as it is,
+// and its spec passes the controller's own checks: a user who copies one
+// gets a policy that acts.
+func TestSamplesAccepted(t *testing.T) {
+	c := cluster.Start(t)
+	paths, err := filepath.Glob(filepath.Join(cluster.RepoRoot(), "config", "samples", "remediationpolicy_*.yaml"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no samples: %v", err)
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var policy v1alpha1.RemediationPolicy
+			if err := yaml.UnmarshalStrict(data, &policy); err != nil {
+				t.Fatalf("not a RemediationPolicy: %v", err)
+			}
+			if err := create(t, c, string(data)); err != nil {
+				t.Fatalf("rejected: %v", err)
+			}
+			stored := &v1alpha1.RemediationPolicy{}
+			if err := c.Client.Get(t.Context(), clientKey(policy.Name), stored); err != nil {
+				t.Fatal(err)
+			}
+			if problem := remediation.SpecProblem(&stored.Spec); problem != "" {
+				t.Errorf("the controller would not act on it: %s", problem)
+			}
+		})
+	}
+}

@@ -112,16 +112,12 @@
 // with substring pre-filters; see the package benchmarks (50 interfaces, 40
 // mounts, 1000 kmsg lines), well under the issue's 1 ms of CPU per run.
 //
-// # Left to do (issue 17)
+// # ContainerRuntimeReady and the AKS profile
 //
-//   - ContainerRuntimeReady (CRI RuntimeService/Status over the runtime
-//     socket, PodStuckTerminating).
-//   - The AKS profile (KernelDeadlock, ReadonlyFilesystem,
-//     ContainerRuntimeProblem, FrequentContainerdRestart, ...): a mapping of
-//     these results onto AKS/NPD condition types and reasons.
-//   - Damping of flapping detectors (e.g. an interface seen down twice in a
-//     row, as the EKS agent does) and the kmsg window (which lines a run
-//     sees) belong to the runner, not to these pure functions.
-//   - Wiring into the agent: switches in AgentConfig, the periodic runner,
-//     conversion of Result to condition.Want, docs/conditions.md.
+// ContainerRuntimeReady (runtime.go) takes what the runner gathered: the
+// CRI RuntimeService/Status answer or why there was none, the pods stuck
+// terminating, and the unit restart counts. AKS (profile.go) maps the EKS
+// results' findings onto AKS's node-problem-detector conditions, with NPD's
+// polarity. Damping, the kernel log window and the I/O are the runner's
+// (package nodehealth); docs/conditions.md lists every condition and reason.
 package healthcheck
