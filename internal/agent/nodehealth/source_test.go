@@ -274,3 +274,22 @@ func TestHostFS(t *testing.T) {
 }
 
 func fsReadFile(h hostFS, name string) ([]byte, error) { return fs.ReadFile(h, name) }
+
+func TestKernelLogPath(t *testing.T) {
+	log := testr.New(t)
+	if got := kernelLogPath(ptr.To(""), log); got != "" {
+		t.Errorf(`"" resolves to %q`, got)
+	}
+	if got := kernelLogPath(ptr.To("/var/run/kmsg.fifo"), log); got != "/var/run/kmsg.fifo" {
+		t.Errorf("a path resolves to %q", got)
+	}
+	// auto: /dev/kmsg exactly when this process can open it.
+	want := ""
+	if f, err := os.Open("/dev/kmsg"); err == nil {
+		f.Close()
+		want = "/dev/kmsg"
+	}
+	if got := kernelLogPath(ptr.To("auto"), log); got != want {
+		t.Errorf("auto resolves to %q, want %q", got, want)
+	}
+}
