@@ -160,7 +160,8 @@ func TestRealNodeKustomize(t *testing.T) {
 }
 
 // TestRealNodeHelm: `helm install` with the test image; the agent runs and
-// reports; `helm upgrade` to another image rolls the agent's pod while its
+// reports, its built-in health checks included (with the CRI check on);
+// `helm upgrade` to another image rolls the agent's pod while its
 // condition stays True (same lastTransitionTime: never dropped, never
 // flipped).
 func TestRealNodeHelm(t *testing.T) {
@@ -182,7 +183,11 @@ func TestRealNodeHelm(t *testing.T) {
 		t.Helper()
 		return string(run(t, nil, "helm", append([]string{"--kubeconfig", c.Kubeconfig, "--namespace", ns}, args...)...))
 	}
-	helm("install", rel, "charts/nodewarden", "--create-namespace", "--set", "image.repository="+repo, "--set", "image.tag=e2e-1")
+	// The health checks run every 5s and ask the real node's containerd,
+	// whose socket is in the harness's directory.
+	helm("install", rel, "charts/nodewarden", "--create-namespace", "--set", "image.repository="+repo, "--set", "image.tag=e2e-1",
+		"--set", "agent.healthChecks.interval=5s", "--set", "agent.healthChecks.containerRuntime.enabled=true",
+		"--set", "agent.healthChecks.containerRuntime.endpoint="+c.RealNode.CRIEndpoint())
 
 	in := install{c: c, ns: ns, prefix: rel + "-nodewarden", agentSA: rel + "-nodewarden-agent", imageRepo: repo}
 	agent := in.agentRuns(t)
@@ -191,6 +196,7 @@ func TestRealNodeHelm(t *testing.T) {
 	}
 	confined(t, "/nodewarden-agent", 1)
 	in.endpointsAnswer(t, agent)
+	in.healthChecksReport(t)
 
 	if _, err := e2e.AppendHostEvent(hostEventLog, "SystemMaintenance.Reboot", "Scheduled", time.Now().Add(47*time.Hour)); err != nil {
 		t.Fatal(err)

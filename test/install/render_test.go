@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
@@ -263,6 +266,25 @@ func TestInstallsAgree(t *testing.T) {
 			return kustomizeBuild(t, overlay(t, []string{"config/default"}, []string{"config/agent/host-network"}))
 		},
 		helmValues: []string{"--set", "agent.hostNetwork.enabled=true"},
+	}, {
+		name: "container runtime",
+		kustomize: func(t *testing.T) []byte {
+			return kustomizeBuild(t, overlay(t, []string{"config/default"}, []string{"config/agent/container-runtime"}))
+		},
+		helmValues: []string{"--set", "agent.healthChecks.containerRuntime.enabled=true"},
+	}, {
+		name: "journal",
+		kustomize: func(t *testing.T) []byte {
+			return kustomizeBuild(t, overlay(t, []string{"config/default"}, []string{"config/agent/journal"}))
+		},
+		helmValues: []string{"--set", "agent.journal.enabled=true"},
+	}, {
+		name: "container runtime and journal",
+		kustomize: func(t *testing.T) []byte {
+			return kustomizeBuild(t, overlay(t, []string{"config/default"},
+				[]string{"config/agent/container-runtime", "config/agent/journal"}))
+		},
+		helmValues: []string{"--set", "agent.healthChecks.containerRuntime.enabled=true", "--set", "agent.journal.enabled=true"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -301,13 +323,16 @@ func TestInstallsAgree(t *testing.T) {
 }
 
 // TestAgentConfigLoads: the agent configuration both installs ship is one
-// the agent accepts, and both mean the same.
+// the agent accepts, and both mean the same: the agent's defaults, but for
+// the health checks' host paths, which are where the DaemonSet mounts the
+// node's /sys and filesystems.
 func TestAgentConfigLoads(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"kustomize": kustomizeBuild(t, "config/default"),
 		"helm":      helmTemplate(t),
 	} {
-		o := index(t, decode(t, data))[objKey{"ConfigMap", namespace, "nodewarden-agent-config"}]
+		objs := index(t, decode(t, data))
+		o := objs[objKey{"ConfigMap", namespace, "nodewarden-agent-config"}]
 		if o == nil {
 			t.Fatalf("%s: no ConfigMap nodewarden-agent-config", name)
 		}
@@ -324,6 +349,161 @@ func TestAgentConfigLoads(t *testing.T) {
 		if diff := cmp.Diff(def.HostEventLog, cfg.HostEventLog); diff != "" {
 			t.Errorf("%s: the shipped host event log settings are not the agent's defaults (-default +shipped):\n%s", name, diff)
 		}
+
+		want := def.HealthChecks
+		want.SysPath = "/host/sys"
+		want.Storage.Paths = []string{"/run/nodewarden/kubelet-fs", "/var/log"}
+		if diff := cmp.Diff(want, cfg.HealthChecks); diff != "" {
+			t.Errorf("%s: the shipped health checks are not the agent's defaults with the host's /sys and the kubelet's filesystem (-want +shipped):\n%s", name, diff)
+		}
+		// Every path the checks read is mounted, from where it must come.
+		pod := agentPodOf(t, objs)
+		hc := cfg.HealthChecks
+		if v, ok := volumeAt(pod, hc.SysPath); !ok || v.HostPath == nil || v.HostPath.Path != "/sys" {
+			t.Errorf("%s: healthChecks.sysPath %s is not the node's /sys (%+v)", name, hc.SysPath, v.VolumeSource)
+		}
+		if v, ok := volumeAt(pod, "/run/nodewarden/kubelet-fs"); !ok || v.EmptyDir == nil {
+			t.Errorf("%s: healthChecks.storage.paths: /run/nodewarden/kubelet-fs is not an emptyDir (%+v)", name, v.VolumeSource)
+		}
+		if v, ok := volumeAt(pod, "/var/log"); !ok || v.HostPath == nil || v.HostPath.Path != "/var/log" {
+			t.Errorf("%s: healthChecks.storage.paths: /var/log is not the node's /var/log (%+v)", name, v.VolumeSource)
+		}
+	}
+}
+
+// agentPodOf is the agent DaemonSet's pod template among rendered objects.
+func agentPodOf(t *testing.T, objs map[objKey]*unstructured.Unstructured) corev1.PodSpec {
+	t.Helper()
+	return typed[appsv1.DaemonSet](t, objs, objKey{"DaemonSet", namespace, "nodewarden-agent"}).Spec.Template.Spec
+}
+
+// volumeAt is the volume the agent's container mounts at path.
+func volumeAt(pod corev1.PodSpec, path string) (corev1.Volume, bool) {
+	for _, m := range pod.Containers[0].VolumeMounts {
+		if m.MountPath == path {
+			for _, v := range pod.Volumes {
+				if v.Name == m.Name {
+					return v, true
+				}
+			}
+		}
+	}
+	return corev1.Volume{}, false
+}
+
+// TestAgentHealthCheckAccess: config/agent/container-runtime and
+// config/agent/journal (the chart's agent.healthChecks.containerRuntime.enabled
+// and agent.journal.enabled), alone or together, change the agent's pod in
+// exactly these ways — flags, read-only host mounts, supplementary groups —
+// and its RBAC by exactly these grants; and whatever is on, the agent stays
+// non-root, unprivileged, without capabilities, on a read-only root.
+func TestAgentHealthCheckAccess(t *testing.T) {
+	const agent = "ServiceAccount nodewarden-system/nodewarden-agent"
+	type access struct {
+		args    []string
+		volumes []corev1.Volume
+		mounts  []corev1.VolumeMount
+		groups  []int64
+		grants  []string
+	}
+	hostPath := func(name, path string, typ corev1.HostPathType) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path, Type: ptr.To(typ)}}}
+	}
+	runtime := access{
+		args: []string{"--container-runtime-endpoint=unix:///run/containerd/containerd.sock"},
+		// The socket's directory, so that a restarted containerd's new
+		// socket is seen; read-only all the same.
+		volumes: []corev1.Volume{hostPath("container-runtime", "/run/containerd", corev1.HostPathDirectory)},
+		mounts:  []corev1.VolumeMount{{Name: "container-runtime", MountPath: "/run/containerd", ReadOnly: true}},
+		groups:  []int64{0},
+		grants:  []string{agent + ": list pods in *cluster*"},
+	}
+	journal := access{
+		args: []string{"--journal-path=/var/log/journal"},
+		// /var/log/journal is read through the /var/log mount.
+		volumes: []corev1.Volume{hostPath("runtime-journal", "/run/log/journal", corev1.HostPathUnset)},
+		mounts:  []corev1.VolumeMount{{Name: "runtime-journal", MountPath: "/run/log/journal", ReadOnly: true}},
+		groups:  []int64{4, 190},
+	}
+	both := access{
+		args:    append(slices.Clone(runtime.args), journal.args...),
+		volumes: append(slices.Clone(runtime.volumes), journal.volumes...),
+		mounts:  append(slices.Clone(runtime.mounts), journal.mounts...),
+		groups:  append(slices.Clone(runtime.groups), journal.groups...),
+		grants:  runtime.grants,
+	}
+
+	kustBase := index(t, decode(t, kustomizeBuild(t, "config/default")))
+	helmBase := index(t, decode(t, helmTemplate(t)))
+	for name, objs := range map[string]map[objKey]*unstructured.Unstructured{"kustomize": kustBase, "helm": helmBase} {
+		pod := agentPodOf(t, objs)
+		checkAgentConfined(t, name+" defaults", pod)
+		checkDefaultHostAccess(t, name+" defaults", pod)
+		if len(pod.SecurityContext.SupplementalGroups) != 0 {
+			t.Errorf("%s defaults: supplementalGroups %v, want none", name, pod.SecurityContext.SupplementalGroups)
+		}
+	}
+
+	for _, tc := range []struct {
+		name       string
+		components []string
+		helmValues []string
+		want       access
+	}{
+		{"container runtime", []string{"config/agent/container-runtime"},
+			[]string{"agent.healthChecks.containerRuntime.enabled=true"}, runtime},
+		{"journal", []string{"config/agent/journal"}, []string{"agent.journal.enabled=true"}, journal},
+		{"container runtime and journal", []string{"config/agent/container-runtime", "config/agent/journal"},
+			[]string{"agent.healthChecks.containerRuntime.enabled=true", "agent.journal.enabled=true"}, both},
+		{"host network, container runtime and journal", []string{"config/agent/host-network", "config/agent/container-runtime", "config/agent/journal"},
+			[]string{"agent.hostNetwork.enabled=true", "agent.healthChecks.containerRuntime.enabled=true", "agent.journal.enabled=true"}, both},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var set []string
+			for _, v := range tc.helmValues {
+				set = append(set, "--set", v)
+			}
+			for _, install := range []struct {
+				name       string
+				base, objs map[objKey]*unstructured.Unstructured
+			}{
+				{"kustomize", kustBase, index(t, decode(t, kustomizeBuild(t, overlay(t, []string{"config/default"}, tc.components))))},
+				{"helm", helmBase, index(t, decode(t, helmTemplate(t, set...)))},
+			} {
+				got := agentPodOf(t, install.objs)
+				checkAgentConfined(t, install.name, got)
+				checkDefaultHostAccess(t, install.name, got)
+
+				// The pod the same option would give without this one:
+				// host-network's own changes are TestAgentPodHostNetwork's.
+				want := agentPodOf(t, install.base)
+				if slices.Contains(tc.components, "config/agent/host-network") {
+					want.HostNetwork, want.DNSPolicy = got.HostNetwork, got.DNSPolicy
+					want.Containers[0].Args = slices.Clone(want.Containers[0].Args)
+					copy(want.Containers[0].Args, got.Containers[0].Args[:len(want.Containers[0].Args)])
+					want.Containers[0].Ports = got.Containers[0].Ports
+				}
+				ctr := &want.Containers[0]
+				ctr.Args = append(ctr.Args, tc.want.args...)
+				ctr.VolumeMounts = append(ctr.VolumeMounts, tc.want.mounts...)
+				want.Volumes = append(want.Volumes, tc.want.volumes...)
+				want.SecurityContext.SupplementalGroups = tc.want.groups
+				byName := func(a, b corev1.Volume) int { return strings.Compare(a.Name, b.Name) }
+				mountByName := func(a, b corev1.VolumeMount) int { return strings.Compare(a.Name, b.Name) }
+				for _, p := range []*corev1.PodSpec{&want, &got} {
+					slices.SortFunc(p.Volumes, byName)
+					slices.SortFunc(p.Containers[0].VolumeMounts, mountByName)
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s: the agent pod differs from the default one in more than what %s adds (-want +got):\n%s", install.name, tc.name, diff)
+				}
+
+				grants := added(permissions(t, install.base), permissions(t, install.objs))
+				if diff := cmp.Diff(tc.want.grants, grants); diff != "" {
+					t.Errorf("%s: RBAC grants added (-want +got):\n%s", install.name, diff)
+				}
+			}
+		})
 	}
 }
 
@@ -375,6 +555,33 @@ func TestKustomizeNamespace(t *testing.T) {
 			t.Errorf("permission for a ServiceAccount outside %s: %s", other, p)
 		}
 	}
+
+	// config/agent/container-runtime's ClusterRoleBinding follows the
+	// agent's ServiceAccount too.
+	k, err := yaml.Marshal(map[string]any{
+		"apiVersion": "kustomize.config.k8s.io/v1beta1",
+		"kind":       "Kustomization",
+		"resources":  []string{"../default"},
+		"components": []string{"../agent/container-runtime"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(config, "overlay"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(config, "overlay", "kustomization.yaml"), k, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	perms := permissions(t, index(t, decode(t, kustomizeBuild(t, filepath.Join(config, "overlay")))))
+	if want := "ServiceAccount " + other + "/nodewarden-agent: list pods in *cluster*"; !slices.Contains(perms, want) {
+		t.Errorf("with config/agent/container-runtime: no %q in %v", want, perms)
+	}
+	for _, p := range perms {
+		if !strings.HasPrefix(p, "ServiceAccount "+other+"/") {
+			t.Errorf("with config/agent/container-runtime: permission for a ServiceAccount outside %s: %s", other, p)
+		}
+	}
 }
 
 // TestChartInSync: the files the chart carries from config/ are exact copies
@@ -420,7 +627,8 @@ func TestHelmLint(t *testing.T) {
 		{"--set", "agent.kmsg.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
 			"--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.grafanaDashboard.enabled=true",
 			"--set", "controller.dryRun=true", "--set", "admissionPolicy.enabled=false",
-			"--set", "controller.rbac.forceDeletePods=true", "--set", "controller.rbac.deleteNodes=true", "--set", "controller.rbac.clusterAPI=true"},
+			"--set", "controller.rbac.forceDeletePods=true", "--set", "controller.rbac.deleteNodes=true", "--set", "controller.rbac.clusterAPI=true",
+			"--set", "agent.healthChecks.containerRuntime.enabled=true", "--set", "agent.journal.enabled=true"},
 	} {
 		out := run(t, nil, "helm", append([]string{"lint", "--strict", "charts/nodewarden", "--kube-version", kubeVersion}, args...)...)
 		for _, line := range strings.Split(string(out), "\n") {
@@ -434,19 +642,37 @@ func TestHelmLint(t *testing.T) {
 // TestValuesSchema: values.schema.json rejects what a user could plausibly
 // get wrong, with a message that names it.
 func TestValuesSchema(t *testing.T) {
+	// want is looked for in Helm's message, not in the error, which
+	// repeats the command line.
 	for _, tc := range []struct{ set, want string }{
-		{"agent.kmsg.enabled=yes", "agent.kmsg.enabled"},
-		{"controller.replicas=0", "controller.replicas"},
-		{"agent.logLevel=verbose", "agent.logLevel"},
-		{"agnet.logLevel=debug", "agnet"},
-		{"image.pullPolicy=Sometimes", "image.pullPolicy"},
-		{"controller.rbac.deleteNodes=yes", "controller.rbac.deleteNodes"},
-		{"controller.rbac.clusterApi=true", "clusterApi"},
+		{"agent.kmsg.enabled=yes", "'/agent/kmsg/enabled'"},
+		{"controller.replicas=0", "'/controller/replicas'"},
+		{"agent.logLevel=verbose", "'/agent/logLevel'"},
+		{"agnet.logLevel=debug", "'agnet'"},
+		{"image.pullPolicy=Sometimes", "'/image/pullPolicy'"},
+		{"controller.rbac.deleteNodes=yes", "'/controller/rbac/deleteNodes'"},
+		{"controller.rbac.clusterApi=true", "'clusterApi'"},
+		{"agent.healthChecks.profiles={GKE}", "'/agent/healthChecks/profiles/0'"},
+		{"agent.healthChecks.interval=30", "'/agent/healthChecks/interval'"},
+		{"agent.healthChecks.kernel.enabled=yes", "'/agent/healthChecks/kernel/enabled'"},
+		{"agent.healthChecks.storage.paths={var/log}", "'/agent/healthChecks/storage/paths/0'"},
+		{"agent.healthChecks.containerRuntime.enabled=yes", "'/agent/healthChecks/containerRuntime/enabled'"},
+		{"agent.healthChecks.containerRuntime.endpoint=/run/containerd/containerd.sock", "'/agent/healthChecks/containerRuntime/endpoint'"},
+		{"agent.healthChecks.containerRuntime.journal=true", "'journal'"},
+		{"agent.journal.enabled=yes", "'/agent/journal/enabled'"},
+		{"agent.journal.supplementalGroups={adm}", "'/agent/journal/supplementalGroups/0'"},
 	} {
-		_, err := runErr(t, nil, "helm", "template", release, "charts/nodewarden", "--kube-version", kubeVersion, "--set", tc.set)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, stderr, err := runCmd(t, nil, "helm", "template", release, "charts/nodewarden", "--kube-version", kubeVersion, "--set", tc.set)
+		if err == nil || !strings.Contains(string(stderr), tc.want) {
 			t.Errorf("helm template --set %s: got %v, want a schema error naming %s", tc.set, err, tc.want)
 		}
+	}
+	// Not a schema matter: the persistent journal is read through the host
+	// event log's mount, which must then contain it.
+	_, stderr, err := runCmd(t, nil, "helm", "template", release, "charts/nodewarden", "--kube-version", kubeVersion,
+		"--set", "agent.journal.enabled=true", "--set", "agent.hostEventLogDir=/var/log/azure")
+	if err == nil || !strings.Contains(string(stderr), "agent.hostEventLogDir") {
+		t.Errorf("helm template with agent.journal.enabled and agent.hostEventLogDir=/var/log/azure: got %v, want an error naming agent.hostEventLogDir", err)
 	}
 }
 

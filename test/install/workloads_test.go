@@ -49,25 +49,11 @@ func TestAgentPod(t *testing.T) {
 		t.Errorf("tolerations %v do not tolerate every taint", pod.Tolerations)
 	}
 
-	sc, psc := ctr.SecurityContext, pod.SecurityContext
-	switch {
-	case sc == nil || psc == nil:
-		t.Fatal("no security context")
-	case sc.Privileged == nil || *sc.Privileged:
-		t.Error("agent container is privileged")
-	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
-		t.Error("agent container allows privilege escalation")
-	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
-		t.Error("agent's root file system is writable")
-	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0:
-		t.Errorf("agent capabilities %+v, want drop [ALL] and nothing added", sc.Capabilities)
-	case psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0:
-		t.Error("agent may run as root")
-	case psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
-		t.Error("agent has no RuntimeDefault seccomp profile")
-	}
+	checkAgentConfined(t, "config/default", pod)
 
-	// Host access: read-only, and only the host event log's directory.
+	// Host access: read-only, and only the host event log's directory and
+	// /sys (for /sys/class/net of the node); the kubelet's filesystem
+	// through an emptyDir, read-only too.
 	mounts := map[string]corev1.VolumeMount{}
 	for _, m := range ctr.VolumeMounts {
 		mounts[m.Name] = m
@@ -82,9 +68,11 @@ func TestAgentPod(t *testing.T) {
 			t.Errorf("hostPath %s is not mounted read-only", v.HostPath.Path)
 		}
 	}
-	if !slices.Equal(hostPaths, []string{"/var/log"}) {
-		t.Errorf("hostPath volumes %v, want only /var/log (the host event log's directory)", hostPaths)
+	slices.Sort(hostPaths)
+	if !slices.Equal(hostPaths, []string{"/sys", "/var/log"}) {
+		t.Errorf("hostPath volumes %v, want only /sys and /var/log (the host event log's directory)", hostPaths)
 	}
+	checkDefaultHostAccess(t, "config/default", pod)
 	if m := mounts["config"]; m.SubPath != "" || !m.ReadOnly {
 		t.Errorf("config mount %+v: want the whole ConfigMap, read-only (a subPath mount never sees updates)", m)
 	}
@@ -186,5 +174,67 @@ func TestControllerPod(t *testing.T) {
 	}
 	if objs[objKey{"PodDisruptionBudget", namespace, "nodewarden-controller"}] == nil {
 		t.Error("no PodDisruptionBudget for the controller")
+	}
+}
+
+// checkAgentConfined: the agent's container is not privileged, cannot gain
+// privileges, has a read-only root filesystem and no capability, and runs
+// as a user other than root under RuntimeDefault seccomp. Every install
+// but config/agent/kmsg's (agent.kmsg.enabled) promises this.
+func checkAgentConfined(t *testing.T, what string, pod corev1.PodSpec) {
+	t.Helper()
+	if len(pod.Containers) == 0 {
+		t.Fatalf("%s: agent pod has no container", what)
+	}
+	sc, psc := pod.Containers[0].SecurityContext, pod.SecurityContext
+	switch {
+	case sc == nil || psc == nil:
+		t.Errorf("%s: no security context", what)
+	case sc.Privileged == nil || *sc.Privileged:
+		t.Errorf("%s: agent container is privileged", what)
+	case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+		t.Errorf("%s: agent container allows privilege escalation", what)
+	case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+		t.Errorf("%s: agent's root file system is writable", what)
+	case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0:
+		t.Errorf("%s: agent capabilities %+v, want drop [ALL] and nothing added", what, sc.Capabilities)
+	case psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 ||
+		sc.RunAsNonRoot != nil && !*sc.RunAsNonRoot || sc.RunAsUser != nil && *sc.RunAsUser == 0:
+		t.Errorf("%s: agent may run as root", what)
+	case psc.RunAsGroup == nil || *psc.RunAsGroup == 0 || sc.RunAsGroup != nil && *sc.RunAsGroup == 0:
+		t.Errorf("%s: agent's primary group is root", what)
+	case psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault:
+		t.Errorf("%s: agent has no RuntimeDefault seccomp profile", what)
+	}
+}
+
+// checkDefaultHostAccess: what every install gives the health checks — the
+// node's /sys read-only at /host/sys, and an emptyDir on the node's disk
+// (not memory: it must be the kubelet's filesystem), read-only, small.
+func checkDefaultHostAccess(t *testing.T, what string, pod corev1.PodSpec) {
+	t.Helper()
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	mountOf := func(path string) (corev1.VolumeMount, corev1.Volume, bool) {
+		for _, m := range pod.Containers[0].VolumeMounts {
+			if m.MountPath == path {
+				return m, volumes[m.Name], true
+			}
+		}
+		return corev1.VolumeMount{}, corev1.Volume{}, false
+	}
+	if m, v, ok := mountOf("/host/sys"); !ok {
+		t.Errorf("%s: nothing is mounted at /host/sys", what)
+	} else if hp := v.HostPath; hp == nil || hp.Path != "/sys" || hp.Type == nil || *hp.Type != corev1.HostPathDirectory ||
+		!m.ReadOnly || m.SubPath != "" || m.MountPropagation != nil && *m.MountPropagation != corev1.MountPropagationNone {
+		t.Errorf("%s: /host/sys is %+v from %+v, want hostPath /sys (type Directory), read-only", what, m, v.VolumeSource)
+	}
+	if m, v, ok := mountOf("/run/nodewarden/kubelet-fs"); !ok {
+		t.Errorf("%s: nothing is mounted at /run/nodewarden/kubelet-fs", what)
+	} else if ed := v.EmptyDir; ed == nil || ed.Medium != corev1.StorageMediumDefault ||
+		ed.SizeLimit == nil || ed.SizeLimit.Cmp(resource.MustParse("1Mi")) != 0 || !m.ReadOnly || m.SubPath != "" {
+		t.Errorf("%s: /run/nodewarden/kubelet-fs is %+v from %+v, want an emptyDir on the node's disk (medium \"\"), sizeLimit 1Mi, read-only", what, m, v.VolumeSource)
 	}
 }
