@@ -163,22 +163,15 @@ func openJournal(p string) (*openFile, error) {
 func mergeGroup(files []*openFile, c Cursor, fn func(Entry) error, errs *[]error) (Cursor, error) {
 	advance := func(f *openFile) {
 		f.pending = nil
-		for {
-			e, ok, err := f.next()
-			if err != nil {
-				*errs = append(*errs, err)
-				return
-			}
-			if !ok {
-				return
-			}
-			if c.Before(&e) {
-				f.pending = &e
-				return
-			}
+		e, ok, err := f.next(c)
+		if err != nil {
+			*errs = append(*errs, err)
+		} else if ok {
+			f.pending = &e
 		}
 	}
 	for _, f := range files {
+		f.seek(c)
 		advance(f)
 	}
 	for {

@@ -124,6 +124,7 @@ type file struct {
 	err       error  // sticky
 
 	buf  []byte
+	zbuf []byte
 	zstd *zstd.Decoder
 }
 
@@ -205,6 +206,14 @@ func (f *file) itemSize() uint64 {
 	return 8
 }
 
+// entryItemSize is the size of an item of an ENTRY object.
+func (f *file) entryItemSize() uint64 {
+	if f.h.compact() {
+		return 4
+	}
+	return 16
+}
+
 func (f *file) openArray(off uint64) error {
 	size, _, err := f.object(off, objEntryArray, objHeaderSize+8)
 	if err != nil {
@@ -214,20 +223,47 @@ func (f *file) openArray(off uint64) error {
 	return nil
 }
 
+// item returns item i of the current ENTRY_ARRAY: an ENTRY offset, or 0 for
+// a slot preallocated but not yet used.
+func (f *file) item(i uint64) (uint64, error) {
+	is := f.itemSize()
+	b, err := f.read(f.arr+objHeaderSize+8+i*is, is)
+	if err != nil {
+		return 0, err
+	}
+	if is == 4 {
+		return uint64(binary.LittleEndian.Uint32(b)), nil
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// nextArray moves to the ENTRY_ARRAY after the current one (f.arr is 0 at
+// the end of the chain). On error f is unchanged.
+func (f *file) nextArray() error {
+	b, err := f.read(f.arr+objHeaderSize, 8)
+	if err != nil {
+		return err
+	}
+	next := binary.LittleEndian.Uint64(b)
+	if next == 0 {
+		f.arr = 0
+		return nil
+	}
+	// Arrays are appended, so the chain only goes forward: this also
+	// stops a corrupt chain from looping.
+	if next <= f.arr {
+		return f.corrupt("entry array at %d links back to %d", f.arr, next)
+	}
+	return f.openArray(next)
+}
+
 // nextOffset returns the offset of the next ENTRY, or 0 at the end.
 func (f *file) nextOffset() (uint64, error) {
 	for f.arr != 0 {
 		if f.idx < f.arrItems {
-			is := f.itemSize()
-			b, err := f.read(f.arr+objHeaderSize+8+f.idx*is, is)
+			o, err := f.item(f.idx)
 			if err != nil {
 				return 0, err
-			}
-			var o uint64
-			if is == 4 {
-				o = uint64(binary.LittleEndian.Uint32(b))
-			} else {
-				o = binary.LittleEndian.Uint64(b)
 			}
 			if o == 0 { // preallocated, not yet used: the end
 				f.arr = 0
@@ -236,73 +272,149 @@ func (f *file) nextOffset() (uint64, error) {
 			f.idx++
 			return o, nil
 		}
-		b, err := f.read(f.arr+objHeaderSize, 8)
-		if err != nil {
-			return 0, err
-		}
-		next := binary.LittleEndian.Uint64(b)
-		if next == 0 {
-			f.arr = 0
-			return 0, nil
-		}
-		// Arrays are appended, so the chain only goes forward: this also
-		// stops a corrupt chain from looping.
-		if next <= f.arr {
-			return 0, f.corrupt("entry array at %d links back to %d", f.arr, next)
-		}
-		if err := f.openArray(next); err != nil {
+		if err := f.nextArray(); err != nil {
 			return 0, err
 		}
 	}
 	return 0, nil
 }
 
-// next returns the next entry; ok is false at the end or on error.
-func (f *file) next() (e Entry, ok bool, err error) {
+// entryHead reads the ENTRY object at off up to its items (64 bytes, in
+// f.buf) and returns the object's size.
+func (f *file) entryHead(off uint64) (uint64, []byte, error) {
+	// One read for the object header and the fields when they are whole.
+	if off%8 == 0 && off >= f.h.headerSize && off <= f.size && f.size-off >= 64 {
+		b, err := f.read(off, 64)
+		if err != nil {
+			return 0, nil, err
+		}
+		if size := binary.LittleEndian.Uint64(b[8:]); b[0] == objEntry && size >= 64 && size <= f.size-off {
+			return size, b, nil
+		}
+	}
+	size, _, err := f.object(off, objEntry, 64) // says what is wrong
+	if err != nil {
+		return 0, nil, err
+	}
+	b, err := f.read(off, 64)
+	return size, b, err
+}
+
+// seek moves f past the entries the cursor c covers, reading no DATA object:
+// a resume then costs a few small reads per ENTRY_ARRAY (and journald makes
+// each array larger than the last, so there are few) instead of a decode of
+// every entry. Within one file seqnums only grow along the chain, so for a
+// file of c's seqnum ID an array whose last entry c covers is passed whole
+// and the array where c ends is bisected. Other seqnum IDs order by realtime,
+// which may go back: next checks each of their entry headers instead.
+//
+// Anything seek cannot read stops it there: next then reads on from that
+// point and reports the error where a read from the start would.
+func (f *file) seek(c Cursor) {
+	if f.err != nil || c.IsZero() || f.h.seqnumID != c.SeqnumID {
+		return
+	}
+	// covered reports whether c covers item i of the current array, with
+	// the entry's offset and seqnum.
+	covered := func(i uint64) (off, seq uint64, ok bool) {
+		off, err := f.item(i)
+		if err != nil || off == 0 || off <= f.lastEntry {
+			return 0, 0, false
+		}
+		_, b, err := f.entryHead(off)
+		if err != nil {
+			return 0, 0, false
+		}
+		seq = binary.LittleEndian.Uint64(b[16:])
+		return off, seq, seq <= c.Seqnum
+	}
+	var base uint64 // seqnum of the entry before item f.idx; 0 if not read
+	for f.arr != 0 {
+		n := f.arrItems
+		lo, hi, prev := f.idx, n, uint64(0)
+		// Seqnums grow by at least one per entry, so c covers nothing from
+		// this index on; as journald numbers the entries of a file without
+		// gaps (unless user journals share its counter), c usually ends
+		// right before it and the probe of hi-1 is the only one.
+		if base != 0 && c.Seqnum-base < hi-lo {
+			hi = lo + c.Seqnum - base
+		}
+		if hi > lo {
+			if off, seq, ok := covered(hi - 1); ok {
+				lo, prev = hi, off
+				if hi == n {
+					f.lastEntry, f.idx, base = off, n, seq
+					if f.nextArray() != nil {
+						return
+					}
+					continue
+				}
+			} else {
+				for hi--; lo < hi; {
+					mid := lo + (hi-lo)/2
+					if off, _, ok := covered(mid); ok {
+						lo, prev = mid+1, off
+					} else {
+						hi = mid
+					}
+				}
+			}
+		}
+		f.idx = lo
+		if prev != 0 {
+			f.lastEntry = prev
+		}
+		return
+	}
+}
+
+// next returns the next entry that c is before; ok is false at the end or
+// on error. Entries c covers are skipped on their header alone.
+func (f *file) next(c Cursor) (e Entry, ok bool, err error) {
 	if f.err != nil {
 		return e, false, f.err
 	}
-	e, ok, err = f.nextEntry()
+	e, ok, err = f.nextEntry(c)
 	if err != nil {
 		f.err = err
 	}
 	return e, ok, err
 }
 
-func (f *file) nextEntry() (Entry, bool, error) {
+func (f *file) nextEntry(c Cursor) (Entry, bool, error) {
 	var e Entry
-	off, err := f.nextOffset()
-	if err != nil || off == 0 {
-		return e, false, err
-	}
-	// Entries are appended in order; a chain that goes back is corrupt.
-	if off <= f.lastEntry {
-		return e, false, f.corrupt("entry at %d listed after entry at %d", off, f.lastEntry)
-	}
-	f.lastEntry = off
-	size, _, err := f.object(off, objEntry, 64)
-	if err != nil {
-		return e, false, err
-	}
-	b, err := f.read(off, 64)
-	if err != nil {
-		return e, false, err
-	}
+	var off, size uint64
 	le := binary.LittleEndian
-	e.SeqnumID = f.h.seqnumID
-	e.Seqnum = le.Uint64(b[16:])
-	e.Realtime = time.UnixMicro(int64(le.Uint64(b[24:])))
-	e.Monotonic = le.Uint64(b[32:])
-	copy(e.BootID[:], b[40:56])
-
-	is := uint64(16)
-	if f.h.compact() {
-		is = 4
+	for {
+		var err error
+		off, err = f.nextOffset()
+		if err != nil || off == 0 {
+			return e, false, err
+		}
+		// Entries are appended in order; a chain that goes back is corrupt.
+		if off <= f.lastEntry {
+			return e, false, f.corrupt("entry at %d listed after entry at %d", off, f.lastEntry)
+		}
+		f.lastEntry = off
+		var b []byte
+		size, b, err = f.entryHead(off)
+		if err != nil {
+			return e, false, err
+		}
+		e.SeqnumID = f.h.seqnumID
+		e.Seqnum = le.Uint64(b[16:])
+		e.Realtime = time.UnixMicro(int64(le.Uint64(b[24:])))
+		e.Monotonic = le.Uint64(b[32:])
+		copy(e.BootID[:], b[40:56])
+		if n := (size - 64) / f.entryItemSize(); n > maxEntryItems {
+			return e, false, f.corrupt("entry at %d has %d items", off, n)
+		}
+		if c.Before(&e) {
+			break
+		}
 	}
+	is := f.entryItemSize()
 	n := (size - 64) / is
-	if n > maxEntryItems {
-		return e, false, f.corrupt("entry at %d has %d items", off, n)
-	}
 	items, err := f.read(off+64, n*is)
 	if err != nil {
 		return e, false, err
@@ -405,7 +517,11 @@ func (f *file) unzstd(off, n, limit uint64) ([]byte, error) {
 	} else if err := f.zstd.Reset(sr); err != nil {
 		return nil, err
 	}
-	out := make([]byte, limit)
+	// Reused: readData copies what it keeps.
+	if uint64(cap(f.zbuf)) < limit {
+		f.zbuf = make([]byte, limit)
+	}
+	out := f.zbuf[:limit]
 	m, err := io.ReadFull(f.zstd, out)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, err
@@ -509,14 +625,12 @@ func readFrom(name string, r io.ReaderAt, size int64, after Cursor, fn func(Entr
 		return after, err
 	}
 	defer f.close()
+	f.seek(after)
 	c := after
 	for {
-		e, ok, err := f.next()
+		e, ok, err := f.next(after)
 		if err != nil || !ok {
 			return c, err
-		}
-		if !after.Before(&e) {
-			continue
 		}
 		if err := fn(e); err != nil {
 			return c, err
