@@ -6,18 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
-)
 
-// journalRemote is Debian's systemd-journal-remote, installed by
-// hack/node-deps.sh (which hack/test.sh runs as root, so CI runs these tests).
-const journalRemote = "/lib/systemd/systemd-journal-remote"
+	"github.com/nodewarden/nodewarden/internal/journal/journaltest"
+)
 
 var (
 	binValue = "bin\x00\n\xffz"
@@ -28,35 +25,28 @@ var (
 	baseTime = int64(1700000000000000)
 )
 
-// export returns entries first..last (1-based) in the journal export format.
-func export(first, last int) []byte {
-	var b bytes.Buffer
+// entries returns entries first..last (1-based) of one boot: entry i at
+// baseTime+i ms, monotonic 5000+i µs, with a BIG field (compressed when
+// compression is on), a BIN field written in binary form and, in entry 2, a
+// HUGE field longer than MaxFieldSize.
+func entries(first, last int) []journaltest.Entry {
+	var es []journaltest.Entry
 	for i := first; i <= last; i++ {
-		fmt.Fprintf(&b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%x\n", baseTime+int64(i)*1000, 5000+i, bootID[:])
-		fmt.Fprintf(&b, "MESSAGE=message %d\nPRIORITY=6\nSYSLOG_IDENTIFIER=kubelet\nBIG=%s\n", i, bigValue)
-		b.WriteString("BIN\n")
-		_ = binary.Write(&b, binary.LittleEndian, uint64(len(binValue)))
-		b.WriteString(binValue + "\n")
-		if i == 2 {
-			fmt.Fprintf(&b, "HUGE=%s\n", hugeVal)
+		f := map[string]string{
+			"MESSAGE": fmt.Sprintf("message %d", i), "PRIORITY": "6", "SYSLOG_IDENTIFIER": "kubelet",
+			"BIG": bigValue, "BIN": binValue,
 		}
-		b.WriteString("\n")
+		if i == 2 {
+			f["HUGE"] = hugeVal
+		}
+		es = append(es, journaltest.Entry{
+			Realtime:  time.UnixMicro(baseTime + int64(i)*1000),
+			Monotonic: time.Duration(5000+i) * time.Microsecond,
+			BootID:    bootID,
+			Fields:    f,
+		})
 	}
-	return b.Bytes()
-}
-
-// write runs journal-remote to append entries first..last to the journal file out.
-func write(t *testing.T, out string, env, args []string, first, last int) {
-	t.Helper()
-	if _, err := os.Stat(journalRemote); err != nil {
-		t.Skipf("skipped: %s is missing (Debian package systemd-journal-remote; hack/node-deps.sh installs it as root): %v", journalRemote, err)
-	}
-	cmd := exec.Command(journalRemote, append(append([]string{}, args...), "--output="+out, "-")...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = bytes.NewReader(export(first, last))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", journalRemote, err, b)
-	}
+	return es
 }
 
 func collect(t *testing.T, read func(fn func(Entry) error) (Cursor, error)) ([]Entry, Cursor, error) {
@@ -140,7 +130,7 @@ func TestReadFileRealJournals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "x.journal")
-			write(t, p, tc.env, tc.args, 1, n)
+			journaltest.Write(t, p, tc.args, tc.env, entries(1, n)...)
 
 			objs := compressedObjects(t, p)
 			if tc.compression != 0 && objs[tc.compression] < 2 {
@@ -210,7 +200,7 @@ func TestReadFileTruncated(t *testing.T) {
 	for _, compact := range []string{"1", "0"} {
 		t.Run("compact="+compact, func(t *testing.T) {
 			p := filepath.Join(t.TempDir(), "x.journal")
-			write(t, p, []string{"SYSTEMD_JOURNAL_COMPACT=" + compact}, nil, 1, n)
+			journaltest.Write(t, p, nil, []string{"SYSTEMD_JOURNAL_COMPACT=" + compact}, entries(1, n)...)
 			b, _ := os.ReadFile(p)
 			// The last ENTRY object: cut 20 bytes into it.
 			h, _ := parseHeader(b, int64(len(b)))
@@ -265,7 +255,7 @@ func TestReadDirRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	live := filepath.Join(sub, "system.journal")
-	write(t, live, nil, nil, 1, 3)
+	journaltest.Write(t, live, nil, nil, entries(1, 3)...)
 	// journald archives a full file and goes on in a new one with the same
 	// seqnum ID; journal-remote appends to an existing file. The archived
 	// copy holds 1..3, the live file 1..6: every seqnum must come once.
@@ -275,11 +265,11 @@ func TestReadDirRotation(t *testing.T) {
 	if err := os.WriteFile(rotated, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	write(t, live, nil, nil, 4, 6)
+	journaltest.Write(t, live, nil, nil, entries(4, 6)...)
 	// A user journal is not read unless asked. (journald gives it the
 	// system's seqnum ID; journal-remote a new one, with later entries here.)
 	baseTime += 1e6
-	write(t, filepath.Join(sub, "user-1000.journal"), nil, nil, 1, 2)
+	journaltest.Write(t, filepath.Join(sub, "user-1000.journal"), nil, nil, entries(1, 2)...)
 	baseTime -= 1e6
 
 	read := func(after Cursor, opts ...Option) ([]Entry, Cursor) {
@@ -316,7 +306,7 @@ func TestReadDirRotation(t *testing.T) {
 	later := filepath.Join(sub, "system2.journal")
 	baseTime += 1e9
 	defer func() { baseTime -= 1e9 }()
-	write(t, later, nil, nil, 1, 2)
+	journaltest.Write(t, later, nil, nil, entries(1, 2)...)
 	got, _ = read(c)
 	checkEntries(t, got, 1, 2)
 	if got[0].SeqnumID == c.SeqnumID {
@@ -329,7 +319,7 @@ func TestReadDirRotation(t *testing.T) {
 // directory is an error.
 func TestReadDirs(t *testing.T) {
 	run, persistent := t.TempDir(), t.TempDir()
-	write(t, filepath.Join(run, "system.journal"), nil, nil, 1, 3)
+	journaltest.Write(t, filepath.Join(run, "system.journal"), nil, nil, entries(1, 3)...)
 	b, err := os.ReadFile(filepath.Join(run, "system.journal"))
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +327,7 @@ func TestReadDirs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(persistent, "system.journal"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	write(t, filepath.Join(persistent, "system.journal"), nil, nil, 4, 5)
+	journaltest.Write(t, filepath.Join(persistent, "system.journal"), nil, nil, entries(4, 5)...)
 	got, _, err := collect(t, func(fn func(Entry) error) (Cursor, error) {
 		return ReadDirs([]string{run, persistent}, Cursor{}, fn)
 	})

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/nodewarden/nodewarden/internal/journal/journaltest"
 )
 
 // resumeEntries spans 7 entry arrays (journald makes each array larger).
@@ -120,7 +122,7 @@ func TestResumeMatchesFullRead(t *testing.T) {
 		t.Run("compact="+compact, func(t *testing.T) {
 			t.Parallel()
 			p := filepath.Join(t.TempDir(), "x.journal")
-			write(t, p, []string{"SYSTEMD_JOURNAL_COMPACT=" + compact}, nil, 1, resumeEntries)
+			journaltest.Write(t, p, nil, []string{"SYSTEMD_JOURNAL_COMPACT=" + compact}, entries(1, resumeEntries)...)
 			bounds := arrayBounds(t, p)
 			if len(bounds) < 6 {
 				t.Fatalf("only %d entry arrays: %v", len(bounds), bounds)
@@ -190,7 +192,7 @@ func (c *countingReader) ReadAt(b []byte, off int64) (int, error) {
 // bisects the entry array where the cursor ends.
 func TestResumeSeqnumGaps(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.journal")
-	write(t, p, nil, nil, 1, resumeEntries)
+	journaltest.Write(t, p, nil, nil, entries(1, resumeEntries)...)
 	b, _ := os.ReadFile(p)
 	bounds, offs := entryArrays(t, b)
 	for i, off := range offs { // seqnum i+1 becomes 3(i+1)
@@ -227,12 +229,12 @@ func TestResumeSeqnumGaps(t *testing.T) {
 func TestResumeReadDirs(t *testing.T) {
 	dir := t.TempDir()
 	live := filepath.Join(dir, "system.journal")
-	write(t, live, nil, nil, 1, resumeEntries/2)
+	journaltest.Write(t, live, nil, nil, entries(1, resumeEntries/2)...)
 	b, _ := os.ReadFile(live)
 	if err := os.WriteFile(filepath.Join(dir, "system@1.journal"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	write(t, live, nil, nil, resumeEntries/2+1, resumeEntries)
+	journaltest.Write(t, live, nil, nil, entries(resumeEntries/2+1, resumeEntries)...)
 	setOnline(t, live)
 	all, _, err := collect(t, func(fn func(Entry) error) (Cursor, error) { return ReadDir(dir, Cursor{}, fn) })
 	if err != nil {
@@ -287,23 +289,31 @@ func FuzzResume(f *testing.F) {
 // (a dozen fields, a few of them unique per entry) and returns its path.
 func benchJournal(b *testing.B, n int) string {
 	b.Helper()
-	if _, err := os.Stat(journalRemote); err != nil {
-		b.Skipf("skipped: %s is missing: %v", journalRemote, err)
-	}
-	var in bytes.Buffer
+	es := make([]journaltest.Entry, 0, n)
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&in, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%x\n", baseTime+int64(i)*1000, 5000+i, bootID[:])
-		fmt.Fprintf(&in, "MESSAGE=I1205 19:14:%02d.%06d kubelet.go:%d] SyncLoop (PLEG): event for pod %d\n", i%60, i, 2000+i%500, i)
-		fmt.Fprintf(&in, "PRIORITY=6\nSYSLOG_FACILITY=3\nSYSLOG_IDENTIFIER=kubelet\n_PID=%d\n_UID=0\n_GID=0\n_COMM=kubelet\n", 900+i%7)
-		fmt.Fprintf(&in, "_EXE=/usr/bin/kubelet\n_SYSTEMD_UNIT=kubelet.service\n_TRANSPORT=stdout\n_HOSTNAME=node-1\n")
-		fmt.Fprintf(&in, "_STREAM_ID=%032x\n\n", i/100)
+		es = append(es, journaltest.Entry{
+			Realtime:  time.UnixMicro(baseTime + int64(i)*1000),
+			Monotonic: time.Duration(5000+i) * time.Microsecond,
+			BootID:    bootID,
+			Fields: map[string]string{
+				"MESSAGE":           fmt.Sprintf("I1205 19:14:%02d.%06d kubelet.go:%d] SyncLoop (PLEG): event for pod %d", i%60, i, 2000+i%500, i),
+				"PRIORITY":          "6",
+				"SYSLOG_FACILITY":   "3",
+				"SYSLOG_IDENTIFIER": "kubelet",
+				"_PID":              fmt.Sprint(900 + i%7),
+				"_UID":              "0",
+				"_GID":              "0",
+				"_COMM":             "kubelet",
+				"_EXE":              "/usr/bin/kubelet",
+				"_SYSTEMD_UNIT":     "kubelet.service",
+				"_TRANSPORT":        "stdout",
+				"_HOSTNAME":         "node-1",
+				"_STREAM_ID":        fmt.Sprintf("%032x", i/100),
+			},
+		})
 	}
 	p := filepath.Join(b.TempDir(), "system.journal")
-	cmd := exec.Command(journalRemote, "--output="+p, "-")
-	cmd.Stdin = &in
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("%s: %v\n%s", journalRemote, err, out)
-	}
+	journaltest.Write(b, p, nil, nil, es...)
 	return p
 }
 

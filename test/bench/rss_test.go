@@ -22,6 +22,7 @@ var (
 	rssLoad     = flag.Duration("rss.load", 30*time.Second, "BenchmarkAgentRSS: how long noise is appended")
 	rssRate     = flag.Int("rss.rate", 10000, "BenchmarkAgentRSS: noise lines appended per second")
 	rssInterval = flag.Duration("rss.sample", 250*time.Millisecond, "BenchmarkAgentRSS: how often VmRSS is sampled")
+	rssArgs     = flag.String("rss.args", "", "BenchmarkAgentRSS: extra agent flags, space-separated (e.g. --health-checks=false to compare)")
 )
 
 // noiseLine is what other programs write to the same log: not a host event.
@@ -162,6 +163,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 	}
 	args := []string{"--node-name", node, "--kubeconfig", c.Kubeconfig, "--host-event-log", logPath,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "0"}
+	args = append(args, strings.Fields(*rssArgs)...)
 	if filepath.Base(bin) == "nodewarden" {
 		args = append([]string{"agent"}, args...)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/runtimestatus"
 	"github.com/nodewarden/nodewarden/internal/agent/source"
 	"github.com/nodewarden/nodewarden/internal/agent/unitrestarts"
+	"github.com/nodewarden/nodewarden/internal/journal"
 )
 
 // runtimeJournalPath is where journald keeps a volatile journal; the
@@ -182,8 +183,13 @@ var allEKSTypes = []string{healthcheck.TypeKernelReady, healthcheck.TypeNetworki
 	healthcheck.TypeStorageReady, healthcheck.TypeContainerRuntimeReady}
 
 // check runs every enabled detector once and maps the results onto the
-// profiles.
+// profiles. The journal is read first: the kubelet's lines in it feed
+// KernelReady in the same run.
 func (s *Source) check(ctx context.Context, restarts *unitrestarts.Counter) []healthcheck.Result {
+	var jr journalReading
+	if restarts != nil {
+		jr.counts, jr.err = restarts.Update(s.keepKubeletLine)
+	}
 	kernel := s.kernelLines()
 	var eks []healthcheck.Result
 	if s.cfg.Kernel.On() {
@@ -196,7 +202,7 @@ func (s *Source) check(ctx context.Context, restarts *unitrestarts.Counter) []he
 		eks = append(eks, healthcheck.StorageReady(s.host, kernel, s.cfg.Storage.Paths))
 	}
 	if s.cfg.RuntimeOn() {
-		eks = append(eks, healthcheck.ContainerRuntimeReady(s.runtimeInput(ctx, restarts)))
+		eks = append(eks, healthcheck.ContainerRuntimeReady(s.runtimeInput(ctx, restarts != nil, jr)))
 	}
 	var out []healthcheck.Result
 	if slices.Contains(s.cfg.Profiles, v1alpha1.ProfileEKS) {
@@ -208,7 +214,13 @@ func (s *Source) check(ctx context.Context, restarts *unitrestarts.Counter) []he
 	return out
 }
 
-func (s *Source) runtimeInput(ctx context.Context, restarts *unitrestarts.Counter) healthcheck.RuntimeInput {
+// journalReading is one pass of the restart counter.
+type journalReading struct {
+	counts []healthcheck.UnitRestarts
+	err    error
+}
+
+func (s *Source) runtimeInput(ctx context.Context, counting bool, jr journalReading) healthcheck.RuntimeInput {
 	r := s.cfg.ContainerRuntime
 	in := healthcheck.RuntimeInput{Endpoint: r.Endpoint}
 	snap, err := runtimestatus.Query(ctx, r.Endpoint, r.Timeout.Duration)
@@ -227,18 +239,26 @@ func (s *Source) runtimeInput(ctx context.Context, restarts *unitrestarts.Counte
 			}
 		}
 	}
-	if restarts != nil {
-		counts, err := restarts.Update()
-		if err != nil {
-			in.Errs = append(in.Errs, fmt.Sprintf("journal %s: %v", r.JournalPath, err))
+	if counting {
+		if jr.err != nil {
+			in.Errs = append(in.Errs, fmt.Sprintf("journal %s: %v", r.JournalPath, jr.err))
 		}
-		for _, c := range counts {
+		for _, c := range jr.counts {
 			if c.Starts >= int(r.RestartThreshold) {
 				in.Restarts = append(in.Restarts, c)
 			}
 		}
 	}
 	return in
+}
+
+// keepKubeletLine keeps the kubelet's journal lines that a detector uses
+// (fork failures: "fork/exec ... resource temporarily unavailable").
+func (s *Source) keepKubeletLine(e journal.Entry) {
+	if e.Fields["SYSLOG_IDENTIFIER"] != "kubelet" && e.Fields["_SYSTEMD_UNIT"] != "kubelet.service" {
+		return
+	}
+	s.keepKernelLine(e.Realtime, e.Fields["MESSAGE"])
 }
 
 // kernelLines are the kept lines within the window, oldest first.
@@ -302,12 +322,21 @@ func (s *Source) followKernelLog(ctx context.Context, p string) {
 }
 
 // hostFS serves "proc/..." from the host's /proc and "sys/..." from its
-// /sys, the layout the detectors read.
+// /sys, the layout the detectors read. It passes ReadFile and ReadDir on:
+// fs.ReadFile's fallback reads a file of stat size 0 one byte first, and a
+// sysctl read at a non-zero offset ends the file, so /proc/sys/kernel/pid_max
+// would read as its first digit.
 type hostFS struct{ proc, sys fs.FS }
 
-func (h hostFS) Open(name string) (fs.File, error) {
+var (
+	_ fs.ReadFileFS = hostFS{}
+	_ fs.ReadDirFS  = hostFS{}
+)
+
+// route returns the file system and the name in it for a host path.
+func (h hostFS) route(op, name string) (fs.FS, string, error) {
 	if !fs.ValidPath(name) {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+		return nil, "", &fs.PathError{Op: op, Path: name, Err: fs.ErrInvalid}
 	}
 	top, rest, _ := strings.Cut(name, "/")
 	if rest == "" {
@@ -315,9 +344,33 @@ func (h hostFS) Open(name string) (fs.File, error) {
 	}
 	switch top {
 	case "proc":
-		return h.proc.Open(rest)
+		return h.proc, rest, nil
 	case "sys":
-		return h.sys.Open(rest)
+		return h.sys, rest, nil
 	}
-	return nil, &fs.PathError{Op: "open", Path: path.Clean(name), Err: fs.ErrNotExist}
+	return nil, "", &fs.PathError{Op: op, Path: path.Clean(name), Err: fs.ErrNotExist}
+}
+
+func (h hostFS) Open(name string) (fs.File, error) {
+	fsys, rest, err := h.route("open", name)
+	if err != nil {
+		return nil, err
+	}
+	return fsys.Open(rest)
+}
+
+func (h hostFS) ReadFile(name string) ([]byte, error) {
+	fsys, rest, err := h.route("readfile", name)
+	if err != nil {
+		return nil, err
+	}
+	return fs.ReadFile(fsys, rest)
+}
+
+func (h hostFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	fsys, rest, err := h.route("readdir", name)
+	if err != nil {
+		return nil, err
+	}
+	return fs.ReadDir(fsys, rest)
 }

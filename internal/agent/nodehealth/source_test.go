@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +20,8 @@ import (
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/internal/agent/unitrestarts"
+	"github.com/nodewarden/nodewarden/internal/journal/journaltest"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
 
@@ -291,5 +294,61 @@ func TestKernelLogPath(t *testing.T) {
 	}
 	if got := kernelLogPath(ptr.To("auto"), log); got != want {
 		t.Errorf("auto resolves to %q, want %q", got, want)
+	}
+}
+
+// The journal, written by systemd's own tools: the kubelet's fork failure
+// turns KernelReady False, five containerd starts in the window make
+// FrequentContainerdRestart True — both from one pass over the journal.
+func TestJournal(t *testing.T) {
+	proc, sys := host(t)
+	dir := t.TempDir()
+	now := time.Now()
+	boot := [16]byte{1, 2, 3}
+	var entries []journaltest.Entry
+	for i := range 5 {
+		entries = append(entries, journaltest.Entry{Realtime: now.Add(time.Duration(i-6) * time.Minute), Monotonic: time.Duration(i+1) * time.Minute, BootID: boot,
+			Fields: map[string]string{"MESSAGE_ID": unitrestarts.MessageUnitStarted, "UNIT": "containerd.service", "_PID": "1",
+				"JOB_ID": strconv.Itoa(100 + i), "SYSLOG_IDENTIFIER": "systemd", "MESSAGE": "Started containerd container runtime."}})
+	}
+	entries = append(entries, journaltest.Entry{Realtime: now.Add(-time.Minute), Monotonic: 10 * time.Minute, BootID: boot,
+		Fields: map[string]string{"SYSLOG_IDENTIFIER": "kubelet", "_SYSTEMD_UNIT": "kubelet.service",
+			"MESSAGE": `E1205 pod_workers.go:1301] "Error syncing pod" err="failed to start: fork/exec /usr/bin/runc: resource temporarily unavailable"`}})
+	journaltest.Write(t, filepath.Join(dir, "system.journal"), nil, nil, entries...)
+
+	cfg := config(proc, sys, func(c *v1alpha1.HealthChecksConfig) {
+		c.Profiles = []v1alpha1.HealthCheckProfile{v1alpha1.ProfileEKS, v1alpha1.ProfileAKS}
+		c.ContainerRuntime.Enabled = ptr.To(true)
+		c.ContainerRuntime.Endpoint = "unix://" + filepath.Join(t.TempDir(), "none.sock")
+		c.ContainerRuntime.Timeout.Duration = 100 * time.Millisecond
+		c.ContainerRuntime.JournalPath = dir
+	})
+	out := run(t, Options{Config: cfg})
+	waitCond(t, out, "KernelReady", corev1.ConditionFalse, "ForkFailedOutOfPIDs", "fork/exec /usr/bin/runc")
+	waitCond(t, out, "FrequentContainerdRestart", corev1.ConditionTrue, "FrequentContainerdRestart", "containerd.service started 5 times in the last 20m0s")
+	waitCond(t, out, "FrequentKubeletRestart", corev1.ConditionFalse, "NoFrequentKubeletRestart")
+	waitCond(t, out, "ContainerRuntimeReady", corev1.ConditionFalse, "ContainerRuntimeUnreachable", "containerd.service started 5 times")
+}
+
+// Over the real /proc: a sysctl file has stat size 0 and ends at a read
+// at a non-zero offset, so a reader that reads one byte first sees "4" of
+// 4194304. hostFS reads it whole.
+func TestHostFSReadsSysctls(t *testing.T) {
+	h := hostFS{proc: os.DirFS("/proc"), sys: os.DirFS("/sys")}
+	for _, name := range []string{"sys/kernel/pid_max", "sys/kernel/threads-max"} {
+		want, err := os.ReadFile("/proc/" + name)
+		if err != nil {
+			t.Skipf("no /proc here: %v", err)
+		}
+		got, err := fs.ReadFile(h, "proc/"+name)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("proc/%s: %q (%v), want %q", name, got, err, want)
+		}
+	}
+	if b, err := fs.ReadFile(h, "proc/loadavg"); err != nil || len(strings.Fields(string(b))) != 5 {
+		t.Errorf("proc/loadavg: %q (%v), want 5 fields", b, err)
+	}
+	if _, err := fs.ReadDir(h, "sys/class/net"); err != nil {
+		t.Errorf("sys/class/net: %v", err)
 	}
 }

@@ -263,7 +263,11 @@ func New(dirs []string, units []string, window time.Duration, now func() time.Ti
 // before and after it; the next Update goes on from the last entry read.
 // Rotation and vacuuming neither repeat nor lose entries (journal.ReadDirs'
 // cursor).
-func (c *Counter) Update() ([]healthcheck.UnitRestarts, error) {
+//
+// each, if not nil, is called with every entry read, so one pass over the
+// journal serves other readers too (the kubelet's log lines for the
+// health checks).
+func (c *Counter) Update(each func(journal.Entry)) ([]healthcheck.UnitRestarts, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
@@ -283,6 +287,9 @@ func (c *Counter) Update() ([]healthcheck.UnitRestarts, error) {
 		horizon := c.now().Add(-c.window)
 		c.cursor, err = journal.ReadDirs(dirs, c.cursor, func(e journal.Entry) error {
 			c.add(e, horizon)
+			if each != nil {
+				each(e)
+			}
 			return nil
 		})
 		if err != nil {

@@ -1,10 +1,8 @@
 package unitrestarts
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/nodewarden/nodewarden/internal/agent/healthcheck"
 	"github.com/nodewarden/nodewarden/internal/journal"
+	"github.com/nodewarden/nodewarden/internal/journal/journaltest"
 )
 
 const (
@@ -105,57 +104,33 @@ func TestStartOf(t *testing.T) {
 	}
 }
 
-// journalRemote is Debian's systemd-journal-remote (hack/node-deps.sh
-// installs it), as in package journal's tests.
-const journalRemote = "/lib/systemd/systemd-journal-remote"
-
 var (
 	base   = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	bootA  = [16]byte{0xa0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
 	bootB  = [16]byte{0xb0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
-	nextMo = uint64(1_000_000)
+	nextMo = uint64(1_000_000) // the last monotonic stamp written, in µs
 )
 
 type ent struct {
 	at     time.Duration // after base
-	boot   [16]byte
+	boot   [16]byte      // bootA if zero
 	fields map[string]string
 }
 
-// export returns ents in the journal export format.
-func export(ents []ent) []byte {
-	var b bytes.Buffer
+// write appends ents to the journal file out with journal-remote, each with
+// the next monotonic stamp of the test binary.
+func write(t *testing.T, out string, ents ...ent) {
+	t.Helper()
+	es := make([]journaltest.Entry, 0, len(ents))
 	for _, e := range ents {
 		boot := e.boot
 		if boot == ([16]byte{}) {
 			boot = bootA
 		}
 		nextMo++
-		fmt.Fprintf(&b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=%x\n", base.Add(e.at).UnixMicro(), nextMo, boot[:])
-		keys := make([]string, 0, len(e.fields))
-		for k := range e.fields {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			fmt.Fprintf(&b, "%s=%s\n", k, e.fields[k])
-		}
-		b.WriteString("\n")
+		es = append(es, journaltest.Entry{Realtime: base.Add(e.at), Monotonic: time.Duration(nextMo) * time.Microsecond, BootID: boot, Fields: e.fields})
 	}
-	return b.Bytes()
-}
-
-// write runs journal-remote to append ents to the journal file out.
-func write(t *testing.T, out string, ents ...ent) {
-	t.Helper()
-	if _, err := os.Stat(journalRemote); err != nil {
-		t.Skipf("skipped: %s is missing (Debian package systemd-journal-remote; hack/node-deps.sh installs it as root): %v", journalRemote, err)
-	}
-	cmd := exec.Command(journalRemote, "--output="+out, "-")
-	cmd.Stdin = bytes.NewReader(export(ents))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", journalRemote, err, b)
-	}
+	journaltest.Write(t, out, nil, nil, es...)
 }
 
 // notifyStart is a start of a Type=notify service (containerd): "Starting"
@@ -243,18 +218,18 @@ func TestCounterRealJournal(t *testing.T) {
 
 	clk := &clock{base.Add(10*time.Minute + 30*time.Second)}
 	c := New([]string{dir, run}, []string{"kubelet", "containerd.service"}, 0, clk.now)
-	got, err := c.Update()
+	got, err := c.Update(nil)
 	check(t, got, err, 6, 1)
 	// Nothing new: the same counts.
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 6, 1)
 
 	// The window passes: the window starts at 3m, then at 11m.
 	clk.t = base.Add(23 * time.Minute)
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 4, 0)
 	clk.t = base.Add(31 * time.Minute)
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 0, 0)
 
 	// Entries appended to the file: only these count. The start at 34m
@@ -265,9 +240,9 @@ func TestCounterRealJournal(t *testing.T) {
 	more = append(more, ent{at: 34 * time.Minute, fields: pid1(MessageUnitStarting, "containerd.service", "62", "Starting containerd container runtime...")})
 	write(t, live, more...)
 	clk.t = base.Add(34*time.Minute + time.Second)
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 3, 0)
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 3, 0)
 
 	// Rotation: journald archives system.journal and opens a new one.
@@ -285,14 +260,14 @@ func TestCounterRealJournal(t *testing.T) {
 		ent{at: 36*time.Minute + time.Second, fields: text("Started containerd container runtime.")},
 	)
 	clk.t = base.Add(37 * time.Minute)
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 4, 1)
 
 	// The archived file is vacuumed: nothing lost or repeated.
 	if err := os.Remove(archived); err != nil {
 		t.Fatal(err)
 	}
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 4, 1)
 
 	// A corrupt file: an error, and the counts with what could be read.
@@ -302,7 +277,7 @@ func TestCounterRealJournal(t *testing.T) {
 	}
 	write(t, live, simpleStart(38*time.Minute, 64))
 	clk.t = base.Add(39 * time.Minute)
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	if err == nil {
 		t.Error("a corrupt file: no error")
 	}
@@ -310,12 +285,12 @@ func TestCounterRealJournal(t *testing.T) {
 	if err := os.Remove(bad); err != nil {
 		t.Fatal(err)
 	}
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	check(t, got, err, 4, 2)
 
 	// No directory at all: an error, the counts kept.
 	c.dirs = []string{run}
-	got, err = c.Update()
+	got, err = c.Update(nil)
 	if err == nil || !strings.Contains(err.Error(), "no journal directory") {
 		t.Errorf("no directory: %v", err)
 	}
@@ -339,8 +314,19 @@ func TestCounterTwoTrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk := &clock{base.Add(5 * time.Minute)}
-	got, err := New([]string{persistent, run}, nil, 0, clk.now).Update()
+	var seen int
+	each := func(journal.Entry) { seen++ }
+	c := New([]string{persistent, run}, nil, 0, clk.now)
+	got, err := c.Update(each)
 	check(t, got, err, 5, 0)
+	// each sees every entry once, the copy in the second tree included
+	// once, and nothing again on the next pass.
+	if seen != len(ents) {
+		t.Errorf("each saw %d entries, the journal has %d", seen, len(ents))
+	}
+	if _, err := c.Update(each); err != nil || seen != len(ents) {
+		t.Errorf("a second pass saw %d more entries (%v)", seen-len(ents), err)
+	}
 }
 
 // add, without journal files: pairs by job and boot, order, the cap, the
