@@ -48,8 +48,11 @@
 //     (IFF_UP) has operstate "down" (no carrier, link down); or the loopback
 //     interface is administratively down (it must always be up).
 //   - InterfaceNotRunning (EKS, Fatal): an administratively up interface
-//     whose operstate is not "down" but lacks IFF_RUNNING (dormant,
-//     lowerlayerdown, notpresent, ...).
+//     whose operstate is neither "down" nor "up"/"unknown" (dormant,
+//     lowerlayerdown (a veth whose peer is down), notpresent, testing).
+//     This is the kernel's IFF_RUNNING, which sysfs's flags file never
+//     shows (it is dev->flags; dev_get_flags adds IFF_RUNNING from the
+//     operational state), so the operstate is read instead.
 //   - ConntrackExceededKernel (EKS name; the EKS agent files it under
 //     KernelReady from the kmsg line "nf_conntrack: table full", here it is
 //     measured directly): nf_conntrack_count >= nf_conntrack_max. Missing

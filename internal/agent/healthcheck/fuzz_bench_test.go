@@ -116,7 +116,7 @@ func realistic() (fstest.MapFS, []string) {
 	}
 	for i := 1; i < 8; i++ {
 		name := fmt.Sprintf("ens%d", i)
-		f["sys/class/net/"+name+"/flags"] = file("0x1043\n")
+		f["sys/class/net/"+name+"/flags"] = file("0x1003\n")
 		f["sys/class/net/"+name+"/operstate"] = file("up\n")
 		f["sys/class/net/"+name+"/carrier"] = file("1\n")
 	}

@@ -14,7 +14,6 @@ const (
 	iffUp        = 0x1
 	iffBroadcast = 0x2
 	iffLoopback  = 0x8
-	iffRunning   = 0x40
 	iffMulticast = 0x1000
 )
 
@@ -139,21 +138,30 @@ func checkInterface(fsys fs.FS, name, dir string, flags uint64, r *report) bool 
 		// Administratively down (intentional) or a dummy device.
 		return false
 	}
-	oper := "unreadable"
-	if b, err := fs.ReadFile(fsys, path.Join(dir, "operstate")); err == nil {
-		oper = strings.TrimSpace(string(b))
+	b, err := fs.ReadFile(fsys, path.Join(dir, "operstate"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false // gone since the listing (veth churn)
 	}
+	if err != nil {
+		r.fail(path.Join(dir, "operstate"), err)
+		return false
+	}
+	oper := strings.TrimSpace(string(b))
 	carrier := "unknown"
 	if b, err := fs.ReadFile(fsys, path.Join(dir, "carrier")); err == nil {
 		carrier = strings.TrimSpace(string(b))
 	}
-	switch {
-	case oper == "down":
+	// The sysfs flags are dev->flags, which never hold IFF_RUNNING: the
+	// kernel derives it (dev_get_flags) from the operational state, up or
+	// unknown, which is what is read here instead.
+	switch oper {
+	case "up", "unknown":
+	case "down":
 		r.add(1, ReasonInterfaceNotUp, fmt.Sprintf("interface %q is up but its link is down (%s/operstate %q, carrier %s, flags %#x)",
 			name, dir, oper, carrier, flags))
-	case flags&iffRunning == 0:
-		r.add(2, ReasonInterfaceNotRunning, fmt.Sprintf("interface %q is up but not running (%s/flags %#x lacks IFF_RUNNING, operstate %q, carrier %s)",
-			name, dir, flags, oper, carrier))
+	default: // lowerlayerdown, dormant, notpresent, testing
+		r.add(2, ReasonInterfaceNotRunning, fmt.Sprintf("interface %q is up but not running (%s/operstate %q, carrier %s, flags %#x)",
+			name, dir, oper, carrier, flags))
 	}
 	return false
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/condition"
+	"github.com/nodewarden/nodewarden/internal/agent/healthcheck"
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
 	"github.com/nodewarden/nodewarden/internal/agent/unitrestarts"
 	"github.com/nodewarden/nodewarden/internal/journal/journaltest"
@@ -77,7 +78,7 @@ func host(t *testing.T) (proc, sys string) {
 		"proc/self/mountinfo":          mountinfo,
 		"sys/class/net/lo/flags":       "0x9\n",
 		"sys/class/net/lo/operstate":   "unknown\n",
-		"sys/class/net/eth0/flags":     "0x1043\n",
+		"sys/class/net/eth0/flags":     "0x1003\n",
 		"sys/class/net/eth0/operstate": "up\n",
 		"sys/class/net/eth0/carrier":   "1\n",
 	} {
@@ -350,5 +351,22 @@ func TestHostFSReadsSysctls(t *testing.T) {
 	}
 	if _, err := fs.ReadDir(h, "sys/class/net"); err != nil {
 		t.Errorf("sys/class/net: %v", err)
+	}
+}
+
+// This machine's own /sys: an interface whose operstate is "up" is never
+// reported (sysfs flags lack IFF_RUNNING on every working link).
+func TestThisHostsWorkingInterfaces(t *testing.T) {
+	h := hostFS{proc: os.DirFS("/proc"), sys: os.DirFS("/sys")}
+	r := healthcheck.NetworkingReady(h)
+	entries, err := os.ReadDir("/sys/class/net")
+	if err != nil {
+		t.Skipf("no /sys/class/net: %v", err)
+	}
+	for _, e := range entries {
+		oper, err := os.ReadFile(filepath.Join("/sys/class/net", e.Name(), "operstate"))
+		if err == nil && strings.TrimSpace(string(oper)) == "up" && strings.Contains(r.Message, `"`+e.Name()+`"`) {
+			t.Errorf("%s is up, yet NetworkingReady says %s: %s", e.Name(), r.Reason, r.Message)
+		}
 	}
 }
