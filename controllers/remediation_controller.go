@@ -47,6 +47,10 @@ type RemediationReconciler struct {
 	DryRun bool
 	Clock  clock.PassiveClock
 	Log    logr.Logger
+	// Observers see every step the controller carried out, after its Event
+	// (notifications, history). They must not block: a slow receiver must
+	// never delay a drain.
+	Observers []Observer
 
 	// writes are this reconciler's Node writes the cache has not shown yet;
 	// decisions see them, so a lagging cache never frees a slot twice.
@@ -223,7 +227,21 @@ func (r *RemediationReconciler) emit(evs []remediation.Event, done map[string]bo
 			continue
 		}
 		r.Recorder.Eventf(regarding, related, e.Type, e.Reason, e.Reason, "%s", e.Message)
+		// One structured line per step, for log shippers: Events expire
+		// after an hour.
+		r.Log.Info("step", "node", e.Node, "policy", e.Policy, "reason", e.Reason, "type", e.Type, "message", e.Message)
+		node := nodes[e.Node]
+		for _, o := range r.Observers {
+			o.Observe(e, node, policies[e.Policy])
+		}
 	}
+}
+
+// Observer is told of each step the controller carried out: the plan's
+// Event, the node as the controller saw it when deciding (nil for a
+// policy's own Events) and the policy (nil if it is gone).
+type Observer interface {
+	Observe(e remediation.Event, node *corev1.Node, policy *v1alpha1.RemediationPolicy)
 }
 
 func (r *RemediationReconciler) writeStatuses(ctx context.Context, statuses []remediation.PolicyStatus, policies map[string]*v1alpha1.RemediationPolicy, now time.Time) error {
