@@ -19,9 +19,6 @@ PACKAGES=(
   # for internal/journal's tests. Same version as the image's systemd, so
   # installing it does not upgrade libsystemd-shared and systemd with it.
   systemd-journal-remote=252.38-1~deb12u1
-  # ip: test/install adds and removes an interface on the host to see the
-  # agent's NetworkingReady follow the host's /sys.
-  iproute2=6.1.0-3
 )
 
 log() { printf '[node-deps] %s\n' "$*" >&2; }

@@ -111,7 +111,7 @@ func TestNetworkingReady(t *testing.T) {
 		over map[string]*string
 		want want
 	}{
-		{"healthy", nil, want{corev1.ConditionTrue, ReasonNetworkingReady, []string{"1 other interface(s)", "1 virtual skipped", "conntrack 2100 of 262144"}}},
+		{"healthy", nil, want{corev1.ConditionTrue, ReasonNetworkingReady, []string{"no interface up without link among eth0 (sys/class/net)", "1 virtual skipped", "conntrack 2100 of 262144"}}},
 		{"missing loopback", map[string]*string{"sys/class/net/lo/flags": nil, "sys/class/net/lo/operstate": nil},
 			want{corev1.ConditionFalse, ReasonMissingLoopbackInterface, []string{"sys/class/net"}}},
 		{"loopback by flag under another name", map[string]*string{"sys/class/net/lo/flags": nil, "sys/class/net/lo/operstate": nil, "sys/class/net/lo0/flags": s("0x49")},
@@ -321,4 +321,16 @@ func TestMessageBounded(t *testing.T) {
 	}
 	got := NetworkingReady(base(over))
 	check(t, got, TypeNetworkingReady, want{corev1.ConditionFalse, ReasonInterfaceNotUp, []string{"and 15 more"}})
+}
+
+// A healthy message names the interfaces it checked, up to a bound.
+func TestNetworkingReadyNamesInterfaces(t *testing.T) {
+	over := map[string]*string{}
+	for i := 1; i <= 10; i++ {
+		over[fmt.Sprintf("sys/class/net/ens%02d/flags", i)] = s("0x1003")
+		over[fmt.Sprintf("sys/class/net/ens%02d/operstate", i)] = s("up")
+	}
+	got := NetworkingReady(base(over))
+	check(t, got, TypeNetworkingReady, want{corev1.ConditionTrue, ReasonNetworkingReady,
+		[]string{"among ens01, ens02, ens03, ens04, ens05, ens06, ens07, ens08 and 3 more (sys/class/net)"}})
 }

@@ -31,6 +31,9 @@ var skippedInterfacePrefixes = []string{
 	"weave", "vethwe", "genev", "virbr", "tap", "nerdctl",
 }
 
+// maxListedInterfaces bounds the interfaces a healthy message names.
+const maxListedInterfaces = 8
+
 func skippedInterface(name string) bool {
 	for _, p := range skippedInterfacePrefixes {
 		if strings.HasPrefix(name, p) {
@@ -87,7 +90,8 @@ func NetworkingReady(fsys fs.FS) Result {
 }
 
 func checkInterfaces(fsys fs.FS, entries []fs.DirEntry, r *report) {
-	hasLoopback, checked, skipped := false, 0, 0
+	hasLoopback, skipped := false, 0
+	var checked []string
 	for _, e := range entries {
 		name := e.Name()
 		if name != "lo" && skippedInterface(name) {
@@ -110,7 +114,7 @@ func checkInterfaces(fsys fs.FS, entries []fs.DirEntry, r *report) {
 				if checkInterface(fsys, name, dir, flags, r) {
 					hasLoopback = true
 				} else {
-					checked++
+					checked = append(checked, name)
 				}
 				continue
 			}
@@ -121,7 +125,14 @@ func checkInterfaces(fsys fs.FS, entries []fs.DirEntry, r *report) {
 		r.add(0, ReasonMissingLoopbackInterface, fmt.Sprintf("no loopback interface in %s (%d entries)", pathClassNet, len(entries)))
 		return
 	}
-	r.okMsg = fmt.Sprintf("loopback up, %d other interface(s) in %s checked, none up without link, %d virtual skipped", checked, pathClassNet, skipped)
+	names := strings.Join(checked[:min(len(checked), maxListedInterfaces)], ", ")
+	if extra := len(checked) - maxListedInterfaces; extra > 0 {
+		names += fmt.Sprintf(" and %d more", extra)
+	}
+	if names == "" {
+		names = "none"
+	}
+	r.okMsg = fmt.Sprintf("loopback up; no interface up without link among %s (%s); %d virtual skipped", names, pathClassNet, skipped)
 }
 
 // checkInterface adds what is wrong with one interface; it reports whether

@@ -131,7 +131,17 @@ func (s *Source) Run(ctx context.Context, out source.Sink) {
 	t := time.NewTicker(s.cfg.Interval.Duration)
 	defer t.Stop()
 	for {
-		changes := d.observe(s.check(ctx, restarts))
+		start := time.Now()
+		results := s.check(ctx, restarts)
+		if took := time.Since(start); took > s.cfg.Interval.Duration {
+			s.opts.Log.Info("a run of the health checks took longer than the interval", "took", took, "interval", s.cfg.Interval.Duration)
+		}
+		if log := s.opts.Log.V(1); log.Enabled() {
+			for _, r := range results {
+				log.Info("checked", "type", r.Type, "status", r.Status, "reason", r.Reason, "message", r.Message, "took", time.Since(start))
+			}
+		}
+		changes := d.observe(results)
 		wants := make([]condition.Want, 0, len(changes))
 		for _, c := range changes {
 			r := c.result

@@ -1,11 +1,9 @@
 package npd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -18,12 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/nodewarden/nodewarden/internal/agent/nodeevent"
+	"github.com/nodewarden/nodewarden/internal/journal/journaltest"
 	"github.com/nodewarden/nodewarden/test/cluster"
 )
-
-// journalRemote is Debian's systemd-journal-remote, installed by
-// hack/node-deps.sh (which CI runs as root).
-const journalRemote = "/lib/systemd/systemd-journal-remote"
 
 // jent is a journal entry to write.
 type jent struct {
@@ -31,23 +26,20 @@ type jent struct {
 	at         time.Time
 }
 
-// writeJournal appends entries to the journal file out with journal-remote,
-// from the journal export format.
+// writeJournal appends entries to the journal file out with journal-remote:
+// PRIORITY 6, one boot, the monotonic clock the realtime one mod 10^12 µs.
 func writeJournal(t *testing.T, out string, entries ...jent) {
 	t.Helper()
-	if _, err := os.Stat(journalRemote); err != nil {
-		t.Skipf("skipped: %s is missing (Debian package systemd-journal-remote; hack/node-deps.sh installs it as root): %v", journalRemote, err)
-	}
-	var b bytes.Buffer
+	es := make([]journaltest.Entry, 0, len(entries))
 	for _, e := range entries {
-		fmt.Fprintf(&b, "__REALTIME_TIMESTAMP=%d\n__MONOTONIC_TIMESTAMP=%d\n_BOOT_ID=0123456789abcdef0123456789abcdef\n", e.at.UnixMicro(), e.at.UnixMicro()%1e12)
-		fmt.Fprintf(&b, "PRIORITY=6\nSYSLOG_IDENTIFIER=%s\nMESSAGE=%s\n\n", e.ident, e.msg)
+		es = append(es, journaltest.Entry{
+			Realtime:  e.at,
+			Monotonic: time.Duration(e.at.UnixMicro()%1e12) * time.Microsecond,
+			BootID:    [16]byte{0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef},
+			Fields:    map[string]string{"PRIORITY": "6", "SYSLOG_IDENTIFIER": e.ident, "MESSAGE": e.msg},
+		})
 	}
-	cmd := exec.Command(journalRemote, "--output="+out, "-")
-	cmd.Stdin = &b
-	if o, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", journalRemote, err, o)
-	}
+	journaltest.Write(t, out, nil, nil, es...)
 }
 
 // rotate renames the journal file live as journald archives it.
