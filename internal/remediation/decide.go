@@ -366,12 +366,12 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 // for the next window: then the attempt starts, with a WindowOverridden
 // Event).
 func (d *decider) drainHeldBack(nd NodeDecision, p *policy) (NodeDecision, bool) {
-	reason, urgent := d.holdBack(p, &nd, nd.Trigger, true)
+	reason, urgent := d.holdBack(p, nd.Node, nd.Trigger, true)
 	if reason != "" {
 		return hold(nd, p.whyHeldBack(reason, "the drain attempt")), true
 	}
 	if urgent {
-		d.windowOverridden(p, &nd, "the drain starts")
+		d.windowOverridden(p, nd.Node, nd.Trigger, "the drain starts")
 	}
 	return nd, false
 }
@@ -570,14 +570,14 @@ func (d *decider) claim(i int, v *nodeView) NodeDecision {
 			nd.Policy, nd.Trigger, nd.DryRun = p.name, t, p.dryRun
 			if start := p.startAt(t); start.After(d.now) && !p.circuitOpen {
 				// The Waiting taint is a take too.
-				reason, urgent := d.holdBack(p, &nd, t, true)
+				reason, urgent := d.holdBack(p, nd.Node, t, true)
 				if reason != "" {
 					nd.Action, nd.Why = ActionDefer, p.whyHeldBack(reason, "taking the node")
 					p.deferred++
 					return nd
 				}
 				if urgent {
-					d.windowOverridden(p, &nd, "the node is taken")
+					d.windowOverridden(p, nd.Node, t, "the node is taken")
 				}
 				return d.wait(nd, v, p, *t, start)
 			}
@@ -649,8 +649,7 @@ func (d *decider) takeWithinBudget(p *policy) {
 		}
 		// The pause and the windows come before the budget: a node they
 		// hold back must not take a slot.
-		trigger := c.trigger
-		heldBack, overridden := d.holdBack(p, &NodeDecision{Node: nd.Node, Trigger: &trigger}, &trigger, true)
+		heldBack, overridden := d.holdBack(p, nd.Node, &c.trigger, true)
 		if heldBack != "" {
 			if !c.handover {
 				nd.Why = p.whyHeldBack(heldBack, "taking the node")
@@ -681,7 +680,7 @@ func (d *decider) takeWithinBudget(p *policy) {
 func (d *decider) take(p *policy, c candidate, nd *NodeDecision, overBudget string) {
 	p.started++
 	if c.windowOverridden {
-		d.windowOverridden(p, &NodeDecision{Node: nd.Node, Trigger: &c.trigger}, "the node is taken")
+		d.windowOverridden(p, nd.Node, &c.trigger, "the node is taken")
 	}
 	if c.handover {
 		if old := d.byName[nd.Policy]; old != nil {

@@ -152,7 +152,7 @@ func (d *decider) nextRepair(nd NodeDecision, v *nodeView, p *policy, ladder *v1
 	}
 	// No deadline rule here: the node is drained already, its deadline
 	// is about the disruption, not the repair.
-	if reason, _ := d.holdBack(p, &nd, nd.Trigger, false); reason != "" {
+	if reason, _ := d.holdBack(p, nd.Node, nd.Trigger, false); reason != "" {
 		return hold(nd, p.whyHeldBack(reason, fmt.Sprintf("repair step %d (%s)", i+1, step.Action)))
 	}
 	if step.Action.Destructive() && !p.dryRun {

@@ -130,10 +130,10 @@ func (w windows) edge() time.Time {
 // (deadlineRule: the step is one the rule applies to). It notes the node
 // in the policy's deferred list, emits OutsideMaintenanceWindow once per
 // node, and wakes the plan when the answer changes.
-func (d *decider) holdBack(p *policy, nd *NodeDecision, t *Trigger, deadlineRule bool) (reason string, urgent bool) {
+func (d *decider) holdBack(p *policy, node string, t *Trigger, deadlineRule bool) (reason string, urgent bool) {
 	switch {
 	case p.paused:
-		p.noteDeferred(nd.Node, v1alpha1.DeferredPaused)
+		p.noteDeferred(node, v1alpha1.DeferredPaused)
 		return v1alpha1.DeferredPaused, false
 	case p.windows.open:
 		return "", false
@@ -149,9 +149,9 @@ func (d *decider) holdBack(p *policy, nd *NodeDecision, t *Trigger, deadlineRule
 		}
 	}
 	d.wakeAt(p.windows.nextOpen)
-	p.noteDeferred(nd.Node, v1alpha1.DeferredOutsideMaintenanceWindow)
-	if !p.wasOutsideWindow[nd.Node] {
-		d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, v1alpha1.DeferredOutsideMaintenanceWindow,
+	p.noteDeferred(node, v1alpha1.DeferredOutsideMaintenanceWindow)
+	if !p.wasOutsideWindow[node] {
+		d.nodeEvent(p, node, corev1.EventTypeNormal, v1alpha1.DeferredOutsideMaintenanceWindow,
 			"policy %s: no maintenance window is open; the node waits for the next one, at %s", p.name, formatTime(p.windows.nextOpen))
 	}
 	return v1alpha1.DeferredOutsideMaintenanceWindow, false
@@ -170,10 +170,10 @@ func (p *policy) windowUrgentAt(t *Trigger) time.Time {
 
 // windowOverridden emits the Warning that a step starts outside the
 // windows because of the node's deadline.
-func (d *decider) windowOverridden(p *policy, nd *NodeDecision, what string) {
-	d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonWindowOverridden,
+func (d *decider) windowOverridden(p *policy, node string, t *Trigger, what string) {
+	d.nodeEvent(p, node, corev1.EventTypeWarning, ReasonWindowOverridden,
 		"policy %s: %s outside the maintenance windows: %s would pass before the next window opens at %s",
-		p.name, what, describeTrigger(nd.Trigger), formatTime(p.windows.nextOpen))
+		p.name, what, describeTrigger(t), formatTime(p.windows.nextOpen))
 }
 
 // whyHeldBack is the sentence for a step a policy holds back.

@@ -220,6 +220,21 @@ func TestDecideWindowsPauseExclude(t *testing.T) {
 			requeue: 10 * time.Minute,
 		},
 		{
+			// Its start is startBefore ahead of the deadline, so the deadline
+			// rule (timeout + startBefore) always applies by then.
+			name: "window closed: a Waiting node whose start came is cordoned anyway",
+			policies: []v1alpha1.RemediationPolicy{rp("p", closed, func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.Drain.StartBefore = &metav1.Duration{Duration: 10 * time.Hour}
+			})},
+			nodes: []corev1.Node{node("a", rebootTrue(time.Hour, soon), held("p", v1alpha1.StateWaiting), func(n *corev1.Node) {
+				n.Spec.Unschedulable = false
+				delete(n.Annotations, v1alpha1.AnnotationCordonedBy)
+			})},
+			want:    []string{"a: Cordon p"},
+			events:  []string{"node/a WindowOverridden", "node/a Cordoned"},
+			requeue: nextSaturday.Sub(t0),
+		},
+		{
 			name:     "window closed: a cordoned node's drain does not start",
 			policies: []v1alpha1.RemediationPolicy{rp("p", closed)},
 			nodes:    []corev1.Node{node("a", rebootTrue(time.Hour, ""), held("p", v1alpha1.StateCordoned))},
