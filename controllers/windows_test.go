@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -119,5 +120,52 @@ func nudge(t *testing.T, c *cluster.Cluster, policy string) {
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{"example.com/nudge":%q}}}`, time.Now().Format(time.RFC3339Nano))
 	if err := c.Client.Patch(t.Context(), rp, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPauseAndExclude: a paused policy takes nothing and says so; unpaused
+// it takes the node; the exclude label releases it at once although its
+// condition still holds.
+func TestPauseAndExclude(t *testing.T) {
+	c := cluster.Start(t)
+	if err := c.Client.Create(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "p1", Labels: map[string]string{"pool": "web"}}}); err != nil {
+		t.Fatal(err)
+	}
+	startController(t, c)
+	setTrigger(t, c, "p1", corev1.ConditionTrue, time.Now().Add(time.Minute)) // urgent: a pause still holds it
+	createPolicy(t, c, "frozen", func(rp *v1alpha1.RemediationPolicy) {
+		rp.Spec.Drain.Enabled = ptr.To(false)
+		rp.Spec.MaxUnhealthy = intstr.FromString("100%")
+		rp.Spec.Paused = true
+	})
+	cluster.Eventually(t, 30*time.Second, func() error {
+		var rp v1alpha1.RemediationPolicy
+		if err := c.Client.Get(t.Context(), types.NamespacedName{Name: "frozen"}, &rp); err != nil {
+			return err
+		}
+		want := []v1alpha1.DeferredNode{{Name: "p1", Reason: v1alpha1.DeferredPaused}}
+		ready := apimeta.FindStatusCondition(rp.Status.Conditions, v1alpha1.ConditionReady)
+		if fmt.Sprint(rp.Status.DeferredNodes) != fmt.Sprint(want) || ready == nil || ready.Reason != "Paused" {
+			return fmt.Errorf("status: deferredNodes %v, Ready %+v; want %v and reason Paused", rp.Status.DeferredNodes, ready, want)
+		}
+		return nil
+	})
+	if n := node(t, c, "p1"); n.Spec.Unschedulable || state(n) != "" {
+		t.Fatalf("a paused policy took p1: unschedulable %v, state %q", n.Spec.Unschedulable, state(n))
+	}
+
+	unpause := []byte(`{"spec":{"paused":false}}`)
+	if err := c.Client.Patch(t.Context(), &v1alpha1.RemediationPolicy{ObjectMeta: metav1.ObjectMeta{Name: "frozen"}}, client.RawPatch(types.MergePatchType, unpause)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "p1", "Cordoned", time.Minute)
+
+	label := []byte(`{"metadata":{"labels":{"` + v1alpha1.LabelExclude + `":"true"}}}`)
+	if _, err := c.Clientset.CoreV1().Nodes().Patch(t.Context(), "p1", types.MergePatchType, label, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "p1", "", time.Minute)
+	if node(t, c, "p1").Spec.Unschedulable {
+		t.Error("p1 released but still cordoned")
 	}
 }
