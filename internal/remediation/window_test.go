@@ -52,6 +52,11 @@ func TestWindowAt(t *testing.T) {
 		// Activations whose durations overlap: open until the last one's ends.
 		{"overlapping activations", mw("0 * * * *", 90*time.Minute, ""), "2024-01-08T17:10:00Z", true, "", "2024-01-08T18:30:00Z"},
 		{"a window that spans midnight", mw("0 22 * * *", 4*time.Hour, ""), "2024-01-09T01:00:00Z", true, "", "2024-01-09T02:00:00Z"},
+		// A time the clocks skip does not come that day; one they repeat
+		// comes at both, so the window lasts an hour longer.
+		{"a skipped time (spring forward)", mw("30 2 * * *", time.Hour, "Europe/Berlin"), "2024-03-31T01:15:00Z", false, "2024-04-01T00:30:00Z", ""},
+		{"a repeated time (fall back)", mw("30 2 * * *", time.Hour, "Europe/Berlin"), "2024-10-27T01:15:00Z", true, "", "2024-10-27T01:30:00Z"},
+		{"a repeated time, again", mw("30 2 * * *", time.Hour, "Europe/Berlin"), "2024-10-27T01:45:00Z", true, "", "2024-10-27T02:30:00Z"},
 		{"a whole week", mw("@weekly", 168*time.Hour, ""), "2024-01-10T12:00:00Z", true, "", "2024-01-14T00:00:00Z"},
 	}
 	for _, tc := range tests {
