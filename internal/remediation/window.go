@@ -39,6 +39,10 @@ func compileWindow(field string, w v1alpha1.MaintenanceWindow) (window, string) 
 	if err != nil {
 		return window{}, fmt.Sprintf("%s.schedule %q: %v", field, w.Schedule, err)
 	}
+	// Next gives up (zero) after five years without an activation.
+	if sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+		return window{}, fmt.Sprintf("%s.schedule %q: never comes (such as February 30)", field, w.Schedule)
+	}
 	if w.Duration.Duration <= 0 || w.Duration.Duration > 7*24*time.Hour {
 		return window{}, fmt.Sprintf("%s.duration %s: must be more than 0s and at most 168h", field, w.Duration.Duration)
 	}

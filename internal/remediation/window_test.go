@@ -89,6 +89,8 @@ func TestWindowSpecProblems(t *testing.T) {
 		{mw("@daily", time.Hour, ""), ""},
 		{mw("0 2 * *", 4*time.Hour, ""), "spec.maintenanceWindows[0].schedule \"0 2 * *\": "},
 		{mw("0 25 * * *", 4*time.Hour, ""), "spec.maintenanceWindows[0].schedule \"0 25 * * *\": "},
+		{mw("0 0 30 2 *", time.Hour, ""), "spec.maintenanceWindows[0].schedule \"0 0 30 2 *\": never comes"},
+		{mw("0 0 29 2 *", time.Hour, ""), ""},
 		{mw("@every 1h", time.Hour, ""), "spec.maintenanceWindows[0].schedule \"@every 1h\": use a 5-field cron expression"},
 		{mw("CRON_TZ=Europe/Berlin 0 2 * * *", time.Hour, ""), "spec.maintenanceWindows[0].schedule \"CRON_TZ=Europe/Berlin 0 2 * * *\": use a 5-field"},
 		{mw("0 2 * * *", 0, ""), "spec.maintenanceWindows[0].duration 0s: must be more than 0s and at most 168h"},
