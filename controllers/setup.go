@@ -55,6 +55,9 @@ type Options struct {
 	// DryRun: decide and report, change no Node.
 	DryRun bool
 	Log    logr.Logger
+	// Clock is the reconciler's "now" (for:, deadlines, maintenance
+	// windows); nil is the real clock. Tests set it.
+	Clock clock.PassiveClock
 }
 
 // Setup builds the remediation controller as `nodewarden controller` runs it
@@ -63,6 +66,9 @@ type Options struct {
 func Setup(mgr ctrl.Manager, opts Options) error {
 	recorder := mgr.GetEventRecorder("nodewarden-controller")
 	metrics := NewMetrics(opts.Registerer)
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	r := &RemediationReconciler{
 		Client:   mgr.GetClient(),
 		Drains:   NewDrains(opts.Clientset, metrics, opts.Log),
@@ -70,7 +76,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		Recorder: recorder,
 		Metrics:  metrics,
 		DryRun:   opts.DryRun,
-		Clock:    clock.RealClock{},
+		Clock:    opts.Clock,
 		Log:      opts.Log.WithName("remediation"),
 	}
 	return r.SetupWithManager(mgr)

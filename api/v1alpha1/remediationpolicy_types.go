@@ -78,6 +78,11 @@ const (
 	AnnotationOrphaned = "nodewarden.io/orphaned"
 )
 
+// LabelExclude on a Node, with the value "true", opts the node out of
+// every RemediationPolicy: no policy selects it, takes it or counts it, and
+// a node a policy holds when the label appears is released at once.
+const LabelExclude = "nodewarden.io/exclude"
+
 // TaintImpendingDisruption is the PreferNoSchedule taint a policy with
 // drain.startBefore puts on a node whose deadline is further away than
 // startBefore, so that new pods prefer other nodes while it keeps running
@@ -277,6 +282,51 @@ type RemediationPolicySpec struct {
 	// writes nothing to nodes and evicts nothing.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
+
+	// paused: the policy starts nothing new (it takes no node, starts no
+	// drain attempt and no repair step); drains already running finish, and
+	// held nodes are still released when they recover or are uncordoned.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+
+	// maintenanceWindows, when set, limit when the policy starts anything
+	// (takes a node, starts a drain attempt or a repair step) to the times
+	// one of them is open. Releases are never held back, and a node whose
+	// deadline would pass before the next window is taken anyway, in time.
+	// Absent or empty: any time.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	MaintenanceWindows []MaintenanceWindow `json:"maintenanceWindows,omitempty"`
+}
+
+// MaintenanceWindow opens at every activation of a cron schedule and stays
+// open for a duration.
+type MaintenanceWindow struct {
+	// schedule is when the window opens: a standard 5-field cron expression
+	// (minute hour day-of-month month day-of-week, e.g. "0 2 * * SAT") or
+	// @yearly, @monthly, @weekly, @daily, @hourly. Read in timeZone.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('@every') && !self.startsWith('TZ=') && !self.startsWith('CRON_TZ=')",message="schedule must be a 5-field cron expression such as 0 2 * * SAT (set the zone in timeZone; @every has no fixed start)"
+	// +required
+	Schedule string `json:"schedule"`
+
+	// duration the window stays open after each activation: more than 0s,
+	// at most 168h (a week).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$') && duration(self) > duration('0s') && duration(self) <= duration('168h')",message="duration must be a positive duration of at most 168h, such as 4h"
+	// +required
+	Duration metav1.Duration `json:"duration"`
+
+	// timeZone the schedule is read in: an IANA name such as Europe/Berlin.
+	// +kubebuilder:default="UTC"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$')",message="timeZone must be an IANA time zone name such as UTC or Europe/Berlin"
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
 }
 
 // RepairSpec is an escalation ladder: its steps run in order while the node
@@ -539,6 +589,19 @@ type RemediationPolicyStatus struct {
 	// +optional
 	RecentRepairs []RepairRecord `json:"recentRepairs,omitempty"`
 
+	// nextWindow is when the next maintenance window opens, while none is
+	// open; absent while one is open or when the policy has none.
+	// +optional
+	NextWindow *metav1.Time `json:"nextWindow,omitempty"`
+
+	// deferredNodes are the nodes whose next step (take, drain attempt,
+	// repair step) the policy holds back for a reason other than its
+	// budget: OutsideMaintenanceWindow or Paused. At most 100 are listed.
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=atomic
+	// +optional
+	DeferredNodes []DeferredNode `json:"deferredNodes,omitempty"`
+
 	// conditions: Ready (the policy is valid and acted on) and CircuitOpen
 	// (maxUnhealthy is exceeded, nothing new is started).
 	// +listType=map
@@ -562,6 +625,21 @@ type StuckNode struct {
 	// +optional
 	NextAttempt *metav1.Time `json:"nextAttempt,omitempty"`
 }
+
+// DeferredNode is a node whose next step waits for a window or for the
+// policy to be unpaused.
+type DeferredNode struct {
+	// name of the Node.
+	Name string `json:"name"`
+	// reason: OutsideMaintenanceWindow or Paused.
+	Reason string `json:"reason"`
+}
+
+// Reasons of DeferredNode (also the Event reason of OutsideMaintenanceWindow).
+const (
+	DeferredOutsideMaintenanceWindow = "OutsideMaintenanceWindow"
+	DeferredPaused                   = "Paused"
+)
 
 // RepairRecord is one repair step started on a node.
 type RepairRecord struct {
@@ -593,6 +671,8 @@ type OverBudgetNode struct {
 // +kubebuilder:printcolumn:name="Remediating",type=integer,JSONPath=`.status.remediatingNodes`
 // +kubebuilder:printcolumn:name="Repairing",type=integer,JSONPath=`.status.repairingNodes`
 // +kubebuilder:printcolumn:name="Circuit",type=string,JSONPath=`.status.conditions[?(@.type=="CircuitOpen")].status`,description="True while maxUnhealthy is exceeded and nothing new is started"
+// +kubebuilder:printcolumn:name="Paused",type=boolean,JSONPath=`.spec.paused`,description="True while the policy starts nothing new"
+// +kubebuilder:printcolumn:name="NextWindow",type=date,JSONPath=`.status.nextWindow`,priority=1,description="When the next maintenance window opens, while none is open"
 // +kubebuilder:printcolumn:name="DryRun",type=boolean,JSONPath=`.spec.dryRun`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type RemediationPolicy struct {

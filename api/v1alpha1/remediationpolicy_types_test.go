@@ -51,6 +51,9 @@ spec:
   maxConcurrent: 1
   maxUnhealthy: 50%
   dryRun: false
+  paused: true
+  maintenanceWindows:
+  - {schedule: "0 2 * * SAT", duration: 4h, timeZone: Europe/Berlin}
 `
 	var got RemediationPolicy
 	if err := yaml.UnmarshalStrict([]byte(example), &got); err != nil {
@@ -72,6 +75,8 @@ spec:
 		UncordonOnRecovery: &yes,
 		MaxConcurrent:      intstr.FromInt32(1),
 		MaxUnhealthy:       intstr.FromString("50%"),
+		Paused:             true,
+		MaintenanceWindows: []MaintenanceWindow{{Schedule: "0 2 * * SAT", Duration: metav1.Duration{Duration: 4 * time.Hour}, TimeZone: "Europe/Berlin"}},
 	}
 	if diff := cmp.Diff(want, got.Spec); diff != "" {
 		t.Errorf("spec (-want +got):\n%s", diff)
@@ -83,13 +88,18 @@ func TestDeepCopyIsIndependent(t *testing.T) {
 	in := &RemediationPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "p"},
 		Spec: RemediationPolicySpec{
-			NodeSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "a"}},
-			Conditions:   []ConditionRule{{Type: "A"}},
-			Taints:       []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}},
-			Annotations:  map[string]string{"a": "b"},
-			Drain:        DrainSpec{GracePeriodSeconds: &grace, ProtectedPodAnnotations: []string{"x"}},
+			NodeSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "a"}},
+			Conditions:         []ConditionRule{{Type: "A"}},
+			Taints:             []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}},
+			Annotations:        map[string]string{"a": "b"},
+			Drain:              DrainSpec{GracePeriodSeconds: &grace, ProtectedPodAnnotations: []string{"x"}},
+			MaintenanceWindows: []MaintenanceWindow{{Schedule: "@daily", Duration: metav1.Duration{Duration: time.Hour}}},
 		},
-		Status: RemediationPolicyStatus{Conditions: []metav1.Condition{{Type: ConditionReady}}},
+		Status: RemediationPolicyStatus{
+			Conditions:    []metav1.Condition{{Type: ConditionReady}},
+			NextWindow:    &metav1.Time{Time: time.Unix(100, 0)},
+			DeferredNodes: []DeferredNode{{Name: "n", Reason: DeferredPaused}},
+		},
 	}
 	out := in.DeepCopyObject().(*RemediationPolicy)
 	if diff := cmp.Diff(in, out); diff != "" {
@@ -102,6 +112,12 @@ func TestDeepCopyIsIndependent(t *testing.T) {
 	*out.Spec.Drain.GracePeriodSeconds = 1
 	out.Spec.Drain.ProtectedPodAnnotations[0] = "y"
 	out.Status.Conditions[0].Type = ConditionCircuitOpen
+	out.Spec.MaintenanceWindows[0].Schedule = "@weekly"
+	out.Status.NextWindow.Time = time.Unix(200, 0)
+	out.Status.DeferredNodes[0].Name = "m"
+	if in.Spec.MaintenanceWindows[0].Schedule != "@daily" || in.Status.NextWindow.Unix() != 100 || in.Status.DeferredNodes[0].Name != "n" {
+		t.Errorf("changing the copy's windows or status changed the original: %+v", in)
+	}
 	if in.Spec.NodeSelector.MatchLabels["pool"] != "a" || in.Spec.Conditions[0].Type != "A" || in.Spec.Taints[0].Key != "k" ||
 		in.Spec.Annotations["a"] != "b" || grace != 30 || in.Spec.Drain.ProtectedPodAnnotations[0] != "x" ||
 		in.Status.Conditions[0].Type != ConditionReady {

@@ -2,8 +2,10 @@ package remediation
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,12 +62,21 @@ type candidate struct {
 	node     *corev1.Node
 	trigger  Trigger
 	handover bool
+	// windowOverridden: no window is open, but the deadline cannot wait
+	// for the next one.
+	windowOverridden bool
 }
 
 func newDecider(now time.Time, in []v1alpha1.RemediationPolicy) *decider {
 	d := &decider{now: now, policies: compilePolicies(in), byName: map[string]*policy{}}
 	for _, p := range d.policies {
 		d.byName[p.name] = p
+		if p.invalid == "" {
+			p.windows = windowsAt(p.windowList, now)
+			// The status's nextWindow changes at each edge, and what was
+			// held back may start at the opening.
+			d.wakeAt(p.windows.edge())
+		}
 	}
 	// Real policies claim before dry-run ones, so trying a policy out in
 	// dry-run never keeps a real one from acting.
@@ -166,6 +177,12 @@ func (d *decider) decideHeld(i int, v *nodeView) NodeDecision {
 	}
 	e := v.evals[v.holder]
 	switch {
+	case excluded(n):
+		// Before anything else, even an invalid policy: the label is a
+		// human's explicit order to keep nodewarden off the node, so it
+		// is released at once, not kept until it recovers as a node the
+		// policy merely stopped selecting is.
+		return d.releaseExcluded(nd, v, p)
 	case p != nil && p.invalid != "":
 		return hold(nd, "policy is invalid ("+p.invalid+"); the node stays as it is")
 	case humanUncordoned(n):
@@ -192,6 +209,9 @@ func (d *decider) advance(i int, nd NodeDecision, v *nodeView, p *policy) NodeDe
 			return hold(nd, "drain is disabled; the node stays cordoned until it recovers")
 		case p.circuitOpen:
 			return hold(nd, "the circuit is open; the drain does not start")
+		}
+		if held, ok := d.drainHeldBack(nd, p); ok {
+			return held
 		}
 		return d.startDrain(nd, v, p, 1, false, false, "the node is cordoned and its condition still holds")
 	case v1alpha1.StateDraining:
@@ -305,6 +325,9 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 	}
 	attempt := attempts(n)
 	if p.outOfService && notReady(n) && !hasTaint(n, corev1.TaintNodeOutOfService) {
+		if held, ok := d.drainHeldBack(nd, p); ok {
+			return held
+		}
 		d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
 			"policy %s: the node is NotReady and its drain failed: tainting it %s (drain.outOfServiceTaint) so its pods are deleted and their volumes detached",
 			p.name, corev1.TaintNodeOutOfService)
@@ -313,6 +336,9 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 	force := p.forceAt(n)
 	if !force.IsZero() {
 		if !d.now.Before(force) {
+			if held, ok := d.drainHeldBack(nd, p); ok {
+				return held
+			}
 			d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
 				"policy %s: drain.forceAfter (%s) has passed: deleting the remaining pods without asking their PodDisruptionBudgets", p.name, p.forceAfter)
 			return d.startDrain(nd, v, p, attempt+1, true, false, "escalation: drain.forceAfter has passed")
@@ -329,7 +355,25 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 		d.wakeAt(retry)
 		return hold(nd, "the drain failed; retry at "+formatTime(retry))
 	}
+	if held, ok := d.drainHeldBack(nd, p); ok {
+		return held
+	}
 	return d.startDrain(nd, v, p, attempt+1, forced(n), false, fmt.Sprintf("retry %d of %d", attempt+1, p.maxAttempts))
+}
+
+// drainHeldBack holds a node whose drain attempt would start now while the
+// policy is paused or no window is open (unless its deadline cannot wait
+// for the next window: then the attempt starts, with a WindowOverridden
+// Event).
+func (d *decider) drainHeldBack(nd NodeDecision, p *policy) (NodeDecision, bool) {
+	reason, urgent := d.holdBack(p, nd.Node, nd.Trigger, true)
+	if reason != "" {
+		return hold(nd, p.whyHeldBack(reason, "the drain attempt")), true
+	}
+	if urgent {
+		d.windowOverridden(p, nd.Node, nd.Trigger, "the drain starts")
+	}
+	return nd, false
 }
 
 func (d *decider) startDrain(nd NodeDecision, v *nodeView, p *policy, attempt int, force, outOfService bool, why string) NodeDecision {
@@ -464,6 +508,17 @@ func (d *decider) offer(i int, nd NodeDecision, v *nodeView, holder *policy) Nod
 	return nd
 }
 
+// releaseExcluded lets go of a held node labelled nodewarden.io/exclude=true,
+// undoing what nodewarden did as its policy would on recovery (or, with the
+// policy gone, as the node's keep-on-recovery annotation says).
+func (d *decider) releaseExcluded(nd NodeDecision, v *nodeView, p *policy) NodeDecision {
+	undo := v.node.Annotations[v1alpha1.AnnotationKeepOnRecovery] != "true"
+	if p != nil {
+		undo = p.undo
+	}
+	return d.release(nd, v, p, undo, "the node is labelled "+v1alpha1.LabelExclude+"=true")
+}
+
 func (d *decider) release(nd NodeDecision, v *nodeView, p *policy, undo bool, why string) NodeDecision {
 	nd.Action, nd.Why = ActionRelease, why
 	nd.Patch = ReleasePatch(v.node, undo)
@@ -514,6 +569,16 @@ func (d *decider) claim(i int, v *nodeView) NodeDecision {
 		if t := e.eligible(v.humanUncordoned); t != nil {
 			nd.Policy, nd.Trigger, nd.DryRun = p.name, t, p.dryRun
 			if start := p.startAt(t); start.After(d.now) && !p.circuitOpen {
+				// The Waiting taint is a take too.
+				reason, urgent := d.holdBack(p, nd.Node, t, true)
+				if reason != "" {
+					nd.Action, nd.Why = ActionDefer, p.whyHeldBack(reason, "taking the node")
+					p.deferred++
+					return nd
+				}
+				if urgent {
+					d.windowOverridden(p, nd.Node, t, "the node is taken")
+				}
 				return d.wait(nd, v, p, *t, start)
 			}
 			nd.Action = ActionDefer // until the budget says otherwise
@@ -573,14 +638,27 @@ func (d *decider) takeWithinBudget(p *policy) {
 	for _, c := range p.candidates {
 		nd := &d.plan.Nodes[c.index]
 		urgent := p.urgentAt(c.trigger)
-		switch {
-		case p.circuitOpen:
+		if p.circuitOpen {
 			// One policy Event on the transition says it all; an Event per
 			// node per pass would flood a cluster-wide incident.
 			if !c.handover {
 				nd.Why = fmt.Sprintf("the circuit is open: %d of %d selected nodes are triggered, maxUnhealthy allows %d", p.triggered, p.selected, p.maxUnhealthy)
 				p.deferred++
 			}
+			continue
+		}
+		// The pause and the windows come before the budget: a node they
+		// hold back must not take a slot.
+		heldBack, overridden := d.holdBack(p, nd.Node, &c.trigger, true)
+		if heldBack != "" {
+			if !c.handover {
+				nd.Why = p.whyHeldBack(heldBack, "taking the node")
+				p.deferred++
+			}
+			continue
+		}
+		c.windowOverridden = overridden
+		switch {
 		case p.held+p.started < p.maxConcurrent:
 			d.take(p, c, nd, "")
 		case !urgent.IsZero() && !d.now.Before(urgent):
@@ -601,6 +679,9 @@ func (d *decider) takeWithinBudget(p *policy) {
 
 func (d *decider) take(p *policy, c candidate, nd *NodeDecision, overBudget string) {
 	p.started++
+	if c.windowOverridden {
+		d.windowOverridden(p, nd.Node, &c.trigger, "the node is taken")
+	}
 	if c.handover {
 		if old := d.byName[nd.Policy]; old != nil {
 			old.released++
@@ -647,6 +728,9 @@ func (d *decider) summarize(views []nodeView) {
 			MaxConcurrent: int32(p.maxConcurrent),
 			MaxUnhealthy:  int32(p.maxUnhealthy),
 			CircuitOpen:   p.circuitOpen,
+			Paused:        p.paused,
+			NextWindow:    p.windows.nextOpen,
+			DeferredNodes: deferredList(p.deferredNodes),
 			Stuck:         d.stuck(p, views),
 			OverBudget:    d.overBudget(p, views),
 			Repairing:     d.repairingCount(p, views),
@@ -657,6 +741,18 @@ func (d *decider) summarize(views []nodeView) {
 		d.plan.RequeueAfter = d.wake.Sub(d.now)
 	}
 }
+
+// deferredList is the status's deferredNodes: by name, one entry per node,
+// at most maxDeferredListed.
+func deferredList(in []v1alpha1.DeferredNode) []v1alpha1.DeferredNode {
+	out := slices.Clone(in)
+	slices.SortStableFunc(out, func(a, b v1alpha1.DeferredNode) int { return strings.Compare(a.Name, b.Name) })
+	out = slices.CompactFunc(out, func(a, b v1alpha1.DeferredNode) bool { return a.Name == b.Name })
+	return out[:min(len(out), maxDeferredListed)]
+}
+
+// maxDeferredListed is the schema's bound on status.deferredNodes.
+const maxDeferredListed = 100
 
 func describeTrigger(t *Trigger) string {
 	if t == nil {

@@ -24,13 +24,24 @@
 //	-              holds, budget used up, deadline < timeout away Cordon       Cordoned (over budget, BudgetYielded)
 //	-              holds, budget used up                          Defer        -
 //	-              holds, circuit open                            Defer        -
+//	-              holds, policy paused                           Defer        - (status.deferredNodes: Paused)
+//	-              holds, no maintenance window open, deadline    Defer        - (OutsideMaintenanceWindow Event once,
+//	               > timeout (+ startBefore) away or none                      status.deferredNodes, nextWindow)
+//	-              holds, no maintenance window open, deadline    Wait/Cordon  as above (+ WindowOverridden Event)
+//	               timeout (+ startBefore) away or closer
+//	-              labelled nodewarden.io/exclude=true            None         - (no policy selects it)
 //	-              holds, but a human uncordoned the node and     None         -
 //	               no condition transitioned since
 //	Waiting        deadline still > startBefore away              Hold         Waiting
 //	Waiting        deadline startBefore away                      Cordon/Defer as for "-"
 //	Cordoned       matches, drain enabled, circuit closed         StartDrain   Draining (attempt 1)
 //	Cordoned       matches, drain disabled or circuit open        Hold         Cordoned
+//	Cordoned       matches, paused, or no window open and the     Hold         Cordoned
+//	               deadline further than timeout (+ startBefore)
+//	Cordoned       matches, no window open, deadline timeout      StartDrain   Draining (+ WindowOverridden Event)
+//	               (+ startBefore) away or closer
 //	Draining       matches, no report                             Hold         Draining (the drain runs)
+//	Draining       paused, or the window closed                   Hold         Draining (the drain runs on)
 //	Draining       report: the attempt finished                   Record       Drained
 //	Draining       report: the attempt failed                     Record       DrainFailed (+ blocked-by)
 //	Draining       policy turned dryRun                           Hold         Draining (drain cancelled)
@@ -42,10 +53,16 @@
 //	Repairing      report of this step                            Record       Repairing (+ repair-result)
 //	Repairing      step ended, next step's after passed           Repair       Repairing (step i+1)
 //	Repairing      last step ended                                Hold         Repairing (for a human)
+//	Drained/       next step due, paused or no window open        Hold         unchanged (no deadline rule)
+//	Repairing
 //	DrainFailed    NotReady, drain.outOfServiceTaint              StartDrain   Draining (+ out-of-service taint)
 //	DrainFailed    drain.forceAfter passed, not forced yet        StartDrain   Draining (forced: pods deleted)
 //	DrainFailed    attempts left, backoff passed                  StartDrain   Draining (attempt n+1)
 //	DrainFailed    otherwise                                      Hold         DrainFailed (stuck)
+//	DrainFailed    retry or escalation due, paused or no window   Hold         DrainFailed (deadline rule as for
+//	               open                                                        Cordoned)
+//	any held       labelled nodewarden.io/exclude=true            Release      - (per uncordonOnRecovery or
+//	                                                                           keep-on-recovery; drain cancelled)
 //	any held       spec.unschedulable turned false (a human)      Stop         - (+ human-uncordoned)
 //	any held       nothing matches, for less than recoverFor      Hold         unchanged
 //	any slot       nothing matches (recoverFor passed), or        Handover     the other policy's, as it is
@@ -108,6 +125,37 @@
 // releases still happen), whatever the deadlines: a rule that fires on half
 // the cluster is more likely wrong than urgent.
 //
+// Maintenance windows and pause hold back what a policy starts: taking a
+// node (a cordon, or the Waiting taint), a drain attempt (the first, a
+// retry, an escalation), a repair step. With spec.paused nothing starts;
+// with spec.maintenanceWindows it starts only while a window is open (any of
+// them: the last activation of its cron schedule, in its timeZone, was less
+// than its duration ago). A handover is a take for the policy that receives
+// the node: the old holder keeps it meanwhile, as when the budget is short.
+// Never held back: releases, recovery, a human's uncordon, drains already
+// running and their reports, a repair step already running. A running drain
+// finishes even when the policy is paused or its window closes: stopping it
+// would leave a half-drained, cordoned node for no gain. The pause and the
+// windows come before the budget, so a node they hold back takes no slot;
+// the circuit breaker comes before them. Deadlines beat windows as they beat
+// budgets: a node whose deadline is drain.timeout plus drain.startBefore
+// away or closer is taken and drained outside the windows (a
+// WindowOverridden Warning names the next window), since waiting would let
+// the disruption happen undrained; a pause has no such exception (a human's
+// freeze), nor has a repair step (the node is drained already). A node a
+// window holds back gets one OutsideMaintenanceWindow Event
+// (status.deferredNodes remembers it), status.deferredNodes lists it with
+// its reason (OutsideMaintenanceWindow or Paused) and status.nextWindow says
+// when the next window opens.
+//
+// Opt-out: a node labelled nodewarden.io/exclude=true is selected by no
+// policy (nor counted in selected or triggered). A held node that gets the
+// label is released at once, as its policy would release it on recovery
+// (uncordonOnRecovery, or nodewarden.io/keep-on-recovery with the policy
+// gone), even if its trigger still holds and its policy is invalid: unlike
+// a policy that stops selecting a node, which keeps it until it recovers,
+// the label is a human's explicit order to keep nodewarden off the node.
+//
 // Order when the budget is short: handovers first, then the earliest
 // deadline (the deadline package's "not before" time at the end of the
 // condition's message), nodes without a deadline after all nodes with one,
@@ -138,5 +186,6 @@
 // measured from the lastTransitionTime of the rules' conditions once none
 // matches. Plan.RequeueAfter is the exact time until the earliest moment
 // the answer changes with time alone (a for:, a start time, an urgent
-// deadline, a retry, forceAfter, recoverFor).
+// deadline, a retry, forceAfter, recoverFor, a maintenance window opening
+// or closing).
 package remediation

@@ -58,6 +58,7 @@ func simulate(t *testing.T, in *bytes) {
 		view := writes.View(cache)
 		plan := Decide(now, policies, view, Reports{Drains: w.reports})
 		checkInvariants(t, policies, view, plan)
+		checkHeldBack(t, now, policies, view, plan)
 		checkDeterministic(t, now, policies, view, w.reports, plan)
 		w.carryOut(t, plan, &writes)
 		checkBudgets(t, w.truth, plan)
@@ -257,7 +258,14 @@ func (w *world) perturb(t *testing.T, in *bytes, now time.Time) {
 	var out []corev1.Node
 	for i := range w.truth {
 		n := *w.truth[i].DeepCopy()
-		switch in.intn(14) {
+		switch in.intn(15) {
+		case 4: // someone opts the node out, or back in
+			if excluded(&n) {
+				delete(n.Labels, v1alpha1.LabelExclude)
+			} else {
+				excludedLabel(&n)
+			}
+			n = w.write(i, n)
 		case 0: // deleted
 			delete(w.running, n.Name)
 			delete(w.reports, n.Name)
@@ -276,6 +284,101 @@ func (w *world) perturb(t *testing.T, in *bytes, now time.Time) {
 		out = append(out, n)
 	}
 	w.truth = out
+}
+
+// fuzzWindows are windows whose openness checkHeldBack computes on its
+// own: t0 is Monday 17:00 UTC and the passes span less than two hours.
+var fuzzWindows = []struct {
+	schedule string
+	duration time.Duration
+	weekday  time.Weekday // -1: daily
+	hour     int
+	minute   int
+}{
+	{"0 18 * * *", time.Hour, -1, 18, 0},          // opens an hour in
+	{"30 17 * * *", 30 * time.Minute, -1, 17, 30}, // opens and closes within the passes
+	{"0 16 * * MON", 2 * time.Hour, time.Monday, 16, 0},
+	{"0 2 * * SAT", 4 * time.Hour, time.Saturday, 2, 0}, // never open here
+}
+
+// windowOpen is the oracle for fuzzWindows.
+func windowOpen(p v1alpha1.RemediationPolicy, now time.Time) bool {
+	if len(p.Spec.MaintenanceWindows) == 0 {
+		return true
+	}
+	now = now.UTC()
+	for _, mw := range p.Spec.MaintenanceWindows {
+		for _, w := range fuzzWindows {
+			if w.schedule != mw.Schedule {
+				continue
+			}
+			for days := 0; days < 8; days++ {
+				start := time.Date(now.Year(), now.Month(), now.Day()-days, w.hour, w.minute, 0, 0, time.UTC)
+				if (w.weekday < 0 || start.Weekday() == w.weekday) && !now.Before(start) && now.Before(start.Add(w.duration)) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// checkHeldBack: nothing starts (take, Waiting taint, handover, drain
+// attempt, repair step) while the policy is paused, nor outside its
+// windows unless the deadline rule applies (then with a WindowOverridden
+// Event; never for a repair step); an excluded node is never acted on,
+// and one held is released.
+func checkHeldBack(t *testing.T, now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, plan Plan) {
+	t.Helper()
+	byName := map[string]v1alpha1.RemediationPolicy{}
+	for _, p := range policies {
+		byName[p.Name] = p
+	}
+	overridden := map[string]bool{}
+	for _, e := range plan.Events {
+		if e.Reason == ReasonWindowOverridden {
+			overridden[e.Node+"/"+e.Policy] = true
+		}
+	}
+	for i, d := range plan.Nodes {
+		n := &nodes[i]
+		if excluded(n) {
+			switch {
+			case n.Annotations[v1alpha1.AnnotationState] != "" && d.Action != ActionRelease:
+				t.Errorf("%s: excluded and held, but %s, not released", d.Node, d.Action)
+			case n.Annotations[v1alpha1.AnnotationState] == "" && d.Action != ActionNone:
+				t.Errorf("%s: excluded, but %s", d.Node, d.Action)
+			}
+		}
+		switch d.Action {
+		case ActionCordon, ActionWait, ActionHandover, ActionStartDrain, ActionRepair:
+		default:
+			continue
+		}
+		p, ok := byName[d.Policy]
+		if !ok {
+			t.Errorf("%s: %s for policy %q that does not exist", d.Node, d.Action, d.Policy)
+			continue
+		}
+		if p.Spec.Paused {
+			t.Errorf("%s: %s while policy %s is paused", d.Node, d.Action, p.Name)
+		}
+		if windowOpen(p, now) {
+			continue
+		}
+		urgentBy := p.Spec.Drain.Timeout.Duration
+		if sb := p.Spec.Drain.StartBefore; sb != nil {
+			urgentBy += sb.Duration
+		}
+		switch {
+		case d.Action == ActionRepair:
+			t.Errorf("%s: repair step outside policy %s's windows", d.Node, p.Name)
+		case d.Trigger == nil || d.Trigger.Deadline.IsZero() || now.Before(d.Trigger.Deadline.Add(-urgentBy)):
+			t.Errorf("%s: %s outside policy %s's windows, deadline %v not within %s", d.Node, d.Action, p.Name, d.Trigger.deadline(), urgentBy)
+		case !overridden[d.Node+"/"+p.Name]:
+			t.Errorf("%s: %s outside policy %s's windows without a WindowOverridden Event", d.Node, d.Action, p.Name)
+		}
+	}
 }
 
 var conditionTypes = []string{reboot, "KernelDeadlock", "Ready"}
@@ -330,6 +433,11 @@ func genPolicies(in *bytes) []v1alpha1.RemediationPolicy {
 		if in.intn(20) == 0 {
 			p.Spec.MaxConcurrent = intstr.FromInt32(0) // invalid
 		}
+		p.Spec.Paused = in.intn(6) == 0
+		for range in.intn(3) {
+			w := pick(in, fuzzWindows...)
+			p.Spec.MaintenanceWindows = append(p.Spec.MaintenanceWindows, mw(w.schedule, w.duration, "UTC"))
+		}
 		p.Generation = int64(i + 1)
 		out = append(out, p)
 	}
@@ -374,6 +482,9 @@ func genNodes(in *bytes) []corev1.Node {
 		}
 		if in.intn(4) == 0 {
 			taint("shared", corev1.TaintEffectPreferNoSchedule)(&n)
+		}
+		if in.intn(8) == 0 {
+			excludedLabel(&n)
 		}
 		if in.intn(6) == 0 {
 			annotate(v1alpha1.AnnotationHumanUncordoned, formatTime(t0.Add(-time.Duration(in.intn(200))*time.Minute)))(&n)

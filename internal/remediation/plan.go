@@ -204,6 +204,13 @@ type PolicyStatus struct {
 	// hour, including those this plan starts, oldest first; the reconciler
 	// writes them to the status before it starts a step.
 	RecentRepairs []v1alpha1.RepairRecord
+	// Paused mirrors spec.paused.
+	Paused bool
+	// NextWindow is when the next maintenance window opens while none is
+	// open; zero otherwise.
+	NextWindow time.Time
+	// DeferredNodes are the nodes held back by a window or the pause.
+	DeferredNodes []v1alpha1.DeferredNode
 }
 
 // Event is a Kubernetes Event to emit. It is about the Node when Node is set
@@ -238,4 +245,10 @@ const (
 	ReasonRepairStarted   = "RepairStarted"
 	ReasonRepairSucceeded = "RepairSucceeded"
 	ReasonRepairFailed    = "RepairFailed"
+	// ReasonOutsideWindow: a node waits for the policy's next maintenance
+	// window (once per node while it waits).
+	ReasonOutsideWindow = v1alpha1.DeferredOutsideMaintenanceWindow
+	// ReasonWindowOverridden: a node is taken or drained outside the
+	// maintenance windows because its deadline would pass before the next.
+	ReasonWindowOverridden = "WindowOverridden"
 )

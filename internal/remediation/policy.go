@@ -58,6 +58,16 @@ type policy struct {
 	repairs           []v1alpha1.RepairRecord
 	maxRepairsPerHour int
 	repairDeferred    int
+
+	// paused and the maintenance windows hold back what starts (takes,
+	// drain attempts, repair steps); windows is what they say at now.
+	paused        bool
+	windowList    []window
+	windows       windows
+	deferredNodes []v1alpha1.DeferredNode
+	// wasOutsideWindow: the nodes the last status listed as waiting for a
+	// window, so their Event fires once.
+	wasOutsideWindow map[string]bool
 }
 
 // compilePolicies returns the policies sorted by name, so that every later
@@ -94,6 +104,13 @@ func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
 	}
 	p.retryBackoff = durationOr(rp.Spec.Drain.RetryBackoff, defaultRetryBackoff)
 	p.outOfService = rp.Spec.Drain.OutOfServiceTaint
+	p.paused = rp.Spec.Paused
+	p.wasOutsideWindow = map[string]bool{}
+	for _, n := range rp.Status.DeferredNodes {
+		if n.Reason == v1alpha1.DeferredOutsideMaintenanceWindow {
+			p.wasOutsideWindow[n.Name] = true
+		}
+	}
 	p.repairs = slices.Clone(rp.Status.RecentRepairs)
 	p.maxRepairsPerHour = defaultMaxRepairsPerHour
 	if m := rp.Spec.MaxRepairsPerHour; m != nil && *m >= 0 {
@@ -109,6 +126,12 @@ func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
 	}
 	p.selector = sel
 	p.invalid = SpecProblem(&rp.Spec)
+	if p.invalid == "" {
+		for _, w := range rp.Spec.MaintenanceWindows {
+			cw, _ := compileWindow("", w)
+			p.windowList = append(p.windowList, cw)
+		}
+	}
 	return p
 }
 
@@ -137,6 +160,9 @@ func SpecProblem(s *v1alpha1.RemediationPolicySpec) string {
 	}
 	if s.Drain.EvictDaemonSetPods && boolOr(s.Cordon, true) {
 		return "drain.evictDaemonSetPods with a cordon can never finish: DaemonSet pods tolerate the cordon and come straight back"
+	}
+	if problem := windowsProblem(s.MaintenanceWindows); problem != "" {
+		return problem
 	}
 	if problem := repairProblem("repair", s.Repair); problem != "" {
 		return problem
@@ -238,9 +264,14 @@ func percentAboveZero(s string) bool {
 	return strings.TrimLeft(strings.TrimSuffix(s, "%"), "0") != ""
 }
 
+// selects: the policy's nodeSelector matches the node, and the node is not
+// opted out of every policy (nodewarden.io/exclude=true).
 func (p *policy) selects(n *corev1.Node) bool {
-	return p.selector != nil && p.selector.Matches(labels.Set(n.Labels))
+	return p.selector != nil && !excluded(n) && p.selector.Matches(labels.Set(n.Labels))
 }
+
+// excluded: the node carries nodewarden.io/exclude=true.
+func excluded(n *corev1.Node) bool { return n.Labels[v1alpha1.LabelExclude] == "true" }
 
 func durationOr(d *metav1.Duration, def time.Duration) time.Duration {
 	if d == nil || d.Duration <= 0 {

@@ -150,6 +150,11 @@ func (d *decider) nextRepair(nd NodeDecision, v *nodeView, p *policy, ladder *v1
 	if p.circuitOpen {
 		return hold(nd, "the circuit is open; no repair starts")
 	}
+	// No deadline rule here: the node is drained already, its deadline
+	// is about the disruption, not the repair.
+	if reason, _ := d.holdBack(p, nd.Node, nd.Trigger, false); reason != "" {
+		return hold(nd, p.whyHeldBack(reason, fmt.Sprintf("repair step %d (%s)", i+1, step.Action)))
+	}
 	if step.Action.Destructive() && !p.dryRun {
 		if p.maxRepairsPerHour == 0 {
 			p.repairDeferred++

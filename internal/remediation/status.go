@@ -16,6 +16,7 @@ import (
 const (
 	ReasonActive               = "Active"
 	ReasonDryRun               = "DryRun"
+	ReasonPaused               = "Paused"
 	ReasonInvalidSpec          = "InvalidSpec"
 	ReasonMaxUnhealthyExceeded = "MaxUnhealthyExceeded"
 	ReasonWithinMaxUnhealthy   = "WithinMaxUnhealthy"
@@ -33,7 +34,11 @@ func Status(rp *v1alpha1.RemediationPolicy, s PolicyStatus, now time.Time) v1alp
 		OverBudgetNodes:    s.OverBudget,
 		RepairingNodes:     s.Repairing,
 		RecentRepairs:      lastN(s.RecentRepairs, maxRecentRepairs),
+		DeferredNodes:      s.DeferredNodes,
 		Conditions:         slices.Clone(rp.Status.Conditions),
+	}
+	if !s.NextWindow.IsZero() {
+		out.NextWindow = &metav1.Time{Time: s.NextWindow}
 	}
 	for _, c := range []metav1.Condition{readyCondition(s), circuitCondition(s)} {
 		c.ObservedGeneration = rp.Generation
@@ -156,6 +161,9 @@ func readyCondition(s PolicyStatus) metav1.Condition {
 	switch {
 	case s.Invalid != "":
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonInvalidSpec, s.Invalid
+	case s.Paused:
+		// Still Ready: releases and running drains go on.
+		c.Reason, c.Message = ReasonPaused, "paused (spec.paused), nothing new starts: "+c.Message
 	case s.DryRun:
 		c.Reason, c.Message = ReasonDryRun, "dry run, nothing is written: "+c.Message
 	}

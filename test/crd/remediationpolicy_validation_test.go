@@ -152,6 +152,16 @@ func TestRemediationPolicyValidation(t *testing.T) {
 		{"rule repair webhook missing", `{conditions: [{type: KernelDeadlock, repair: {steps: [{action: Webhook}]}}]}`, "webhook must be set when action is Webhook", "spec.conditions[0].repair.steps[0].webhook"},
 		{"maxRepairsPerHour negative", `{conditions: [{type: KernelDeadlock}], maxRepairsPerHour: -1}`, "should be greater than or equal to 0", "spec.maxRepairsPerHour"},
 		{"empty reason", `conditions: [{type: KernelDeadlock, reasons: [""]}]`, "spec.conditions[0].reasons[0]", ""},
+		{"window without duration", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT"}]}`, "spec.maintenanceWindows[0].duration: Required value", ""},
+		{"window duration 0", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 0s}]}`, "duration must be a positive duration of at most 168h", "spec.maintenanceWindows[0].duration"},
+		{"window duration over a week", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 169h}]}`, "duration must be a positive duration of at most 168h", "spec.maintenanceWindows[0].duration"},
+		{"window duration not a duration", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 1d}]}`, "duration must be a positive duration of at most 168h", "spec.maintenanceWindows[0].duration"},
+		{"window schedule empty", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "", duration: 4h}]}`, "spec.maintenanceWindows[0].schedule", ""},
+		{"window schedule @every", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "@every 6h", duration: 4h}]}`, "schedule must be a 5-field cron expression", "spec.maintenanceWindows[0].schedule"},
+		{"window schedule with a zone", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "CRON_TZ=Europe/Berlin 0 2 * * SAT", duration: 4h}]}`, "set the zone in timeZone", "spec.maintenanceWindows[0].schedule"},
+		{"window time zone empty", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 4h, timeZone: ""}]}`, "spec.maintenanceWindows[0].timeZone", ""},
+		{"window time zone not a name", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 4h, timeZone: "UTC+2 hours"}]}`, "timeZone must be an IANA time zone name", "spec.maintenanceWindows[0].timeZone"},
+		{"paused not a bool", `{conditions: [{type: KernelDeadlock}], paused: "yes"}`, "spec.paused", ""},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,6 +194,7 @@ func TestRemediationPolicyAccepted(t *testing.T) {
 		`{conditions: [{type: KernelDeadlock}], cordon: false, taints: [{key: example.com/broken, effect: NoSchedule}], drain: {evictDaemonSetPods: true}}`,
 		`{conditions: [{type: KernelDeadlock}], cordon: false, taints: [{key: example.com/soon, effect: PreferNoSchedule}], drain: {enabled: false}}`,
 		`{conditions: [{type: KernelDeadlock}], taints: [{key: example.com/soon, effect: PreferNoSchedule}]}`,
+		`{conditions: [{type: KernelDeadlock}], paused: true, maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 4h, timeZone: Europe/Berlin}, {schedule: "@daily", duration: 168h}, {schedule: "30 22 * * 1-5", duration: 1.5h, timeZone: America/Argentina/Buenos_Aires}]}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: 5m, drain: {startBefore: 2h, retryBackoff: 30s, forceAfter: 1h30m, maxAttempts: 1, outOfServiceTaint: true}}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: "0", drain: {startBefore: 1.5h, retryBackoff: 500ms, forceAfter: 90s, maxAttempts: 100}}`,
 		`{conditions: [{type: AcceleratedHardwareReady, status: "False", reasons: ["NvidiaXID*Error"], repair: {steps: [{action: DeleteNode}]}}, {type: NetworkingReady, status: "False", reasons: [InterfaceNotUp]}], maxRepairsPerHour: 0, repair: {steps: [{action: Wait}, {action: ClusterAPI, after: 30m}, {action: Webhook, after: 1h, webhook: {url: "http://runbook.example:8080/repair", timeout: 5m, retries: 10}}]}}`,
@@ -192,6 +203,18 @@ func TestRemediationPolicyAccepted(t *testing.T) {
 		if err := create(t, c, doc); err != nil {
 			t.Errorf("spec %s: %v", spec, err)
 		}
+	}
+	// The windows as stored: timeZone defaults to UTC, and the controller
+	// accepts every schedule and zone the schema let through.
+	var rp v1alpha1.RemediationPolicy
+	if err := c.Client.Get(t.Context(), clientKey("good-3"), &rp); err != nil {
+		t.Fatal(err)
+	}
+	if ws := rp.Spec.MaintenanceWindows; len(ws) != 3 || ws[1].TimeZone != "UTC" || ws[0].TimeZone != "Europe/Berlin" {
+		t.Errorf("maintenanceWindows as stored: %+v, want timeZone defaulted to UTC", ws)
+	}
+	if problem := remediation.SpecProblem(&rp.Spec); problem != "" {
+		t.Errorf("SpecProblem: %s", problem)
 	}
 }
 
