@@ -277,6 +277,14 @@ type RemediationPolicySpec struct {
 	// writes nothing to nodes and evicts nothing.
 	// +optional
 	DryRun bool `json:"dryRun,omitempty"`
+
+	// notifications send this policy's steps (cordon, drain, repair,
+	// release, circuit breaker) to receivers named in the controller's
+	// notifications Secret. Best effort: a receiver never delays a drain.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	Notifications []NotificationRule `json:"notifications,omitempty"`
 }
 
 // RepairSpec is an escalation ladder: its steps run in order while the node
