@@ -152,6 +152,10 @@ func TestRemediationPolicyValidation(t *testing.T) {
 		{"rule repair webhook missing", `{conditions: [{type: KernelDeadlock, repair: {steps: [{action: Webhook}]}}]}`, "webhook must be set when action is Webhook", "spec.conditions[0].repair.steps[0].webhook"},
 		{"maxRepairsPerHour negative", `{conditions: [{type: KernelDeadlock}], maxRepairsPerHour: -1}`, "should be greater than or equal to 0", "spec.maxRepairsPerHour"},
 		{"empty reason", `conditions: [{type: KernelDeadlock, reasons: [""]}]`, "spec.conditions[0].reasons[0]", ""},
+		{"notification without receiver", `{conditions: [{type: KernelDeadlock}], notifications: [{events: [Cordoned]}]}`, "spec.notifications[0].receiver: Required value", ""},
+		{"notification receiver not a Secret key", `{conditions: [{type: KernelDeadlock}], notifications: [{receiver: "ops slack"}]}`, "spec.notifications[0].receiver", ""},
+		{"notification of an unknown reason", `{conditions: [{type: KernelDeadlock}], notifications: [{receiver: ops, events: [Rebooted]}]}`, `Unsupported value: "Rebooted"`, ""},
+		{"notification event twice", `{conditions: [{type: KernelDeadlock}], notifications: [{receiver: ops, events: [Cordoned, Cordoned]}]}`, "spec.notifications[0].events[1]: Duplicate value", ""},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,6 +191,7 @@ func TestRemediationPolicyAccepted(t *testing.T) {
 		`{conditions: [{type: KernelDeadlock}], recoverFor: 5m, drain: {startBefore: 2h, retryBackoff: 30s, forceAfter: 1h30m, maxAttempts: 1, outOfServiceTaint: true}}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: "0", drain: {startBefore: 1.5h, retryBackoff: 500ms, forceAfter: 90s, maxAttempts: 100}}`,
 		`{conditions: [{type: AcceleratedHardwareReady, status: "False", reasons: ["NvidiaXID*Error"], repair: {steps: [{action: DeleteNode}]}}, {type: NetworkingReady, status: "False", reasons: [InterfaceNotUp]}], maxRepairsPerHour: 0, repair: {steps: [{action: Wait}, {action: ClusterAPI, after: 30m}, {action: Webhook, after: 1h, webhook: {url: "http://runbook.example:8080/repair", timeout: 5m, retries: 10}}]}}`,
+		`{conditions: [{type: KernelDeadlock}], notifications: [{receiver: ops-slack}, {receiver: oncall.teams_2, events: [DrainFailed, RepairFailed, CircuitOpen, CircuitClosed, Deferred]}]}`,
 	} {
 		doc := "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: good-" + strconv.Itoa(i) + "}\nspec: " + spec
 		if err := create(t, c, doc); err != nil {
