@@ -14,6 +14,7 @@ type Metrics struct {
 	TriggeredNodes *prometheus.GaugeVec     // policy
 	StuckNodes     *prometheus.GaugeVec     // policy
 	Repairs        *prometheus.CounterVec   // policy, action, result
+	Notifications  *prometheus.CounterVec   // receiver, result
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -52,7 +53,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nodewarden_controller_repairs_total",
 			Help: "Repair steps that ended (DeleteNode, ClusterAPI, Webhook), by policy, action and result (success, failure); a step cancelled before it ended is not counted.",
 		}, []string{"policy", "action", "result"}),
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodewarden_controller_notifications_total",
+			Help: "Notifications of policies' steps, by receiver and result: sent, failed (retries used up, or a receiver the Secret lacks), dropped (the queue was full).",
+		}, []string{"receiver", "result"}),
 	}
-	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes, m.Repairs)
+	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes, m.Repairs, m.Notifications)
 	return m
 }

@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"time"
+
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
+	"github.com/nodewarden/nodewarden/internal/notify"
 )
 
 // ManagerOptions completes o (addresses, leader election, logger: the
@@ -58,7 +61,21 @@ type Options struct {
 	// Clock is the reconciler's "now" (for:, deadlines, maintenance
 	// windows); nil is the real clock. Tests set it.
 	Clock clock.PassiveClock
+	// Namespace is the controller's own (where the notifications Secret is).
+	Namespace string
+	// NotificationsSecret names the Secret of notification receivers;
+	// empty sends no notifications.
+	NotificationsSecret string
+	// ClusterName, when set, is named in every notification.
+	ClusterName string
+	// Notify tunes the notifier (queue size, attempts, backoff, timeout);
+	// its Receivers, Results and Log are set here.
+	Notify notify.Options
 }
+
+// notificationsSecretTTL is how long a read of the notifications Secret is
+// used before it is read again.
+const notificationsSecretTTL = 30 * time.Second
 
 // Setup builds the remediation controller as `nodewarden controller` runs it
 // (reconciler, background drains and repair steps, Events, metrics) and adds it to mgr. The
@@ -78,6 +95,19 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		DryRun:   opts.DryRun,
 		Clock:    opts.Clock,
 		Log:      opts.Log.WithName("remediation"),
+	}
+	if opts.NotificationsSecret != "" {
+		no := opts.Notify
+		no.Receivers = &notify.SecretReceivers{
+			Client: opts.Clientset, Namespace: opts.Namespace, Name: opts.NotificationsSecret, TTL: notificationsSecretTTL,
+		}
+		no.Results = metrics.Notifications
+		no.Log = opts.Log.WithName("notify")
+		notifier := notify.New(no)
+		if err := mgr.Add(notifier); err != nil {
+			return err
+		}
+		r.Observers = append(r.Observers, &Notifications{Notifier: notifier, Cluster: opts.ClusterName, Clock: r.Clock})
 	}
 	return r.SetupWithManager(mgr)
 }

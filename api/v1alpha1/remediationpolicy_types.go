@@ -298,6 +298,14 @@ type RemediationPolicySpec struct {
 	// +listType=atomic
 	// +optional
 	MaintenanceWindows []MaintenanceWindow `json:"maintenanceWindows,omitempty"`
+
+	// notifications send this policy's steps (cordon, drain, repair,
+	// release, circuit breaker) to receivers named in the controller's
+	// notifications Secret. Best effort: a receiver never delays a drain.
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	Notifications []NotificationRule `json:"notifications,omitempty"`
 }
 
 // MaintenanceWindow opens at every activation of a cron schedule and stays

@@ -15,8 +15,10 @@ import (
 
 type controllerFlags struct {
 	*serveflags.Flags
-	leaderElect bool
-	dryRun      bool
+	leaderElect         bool
+	dryRun              bool
+	notificationsSecret string
+	clusterName         string
 }
 
 func newControllerCommand() *cobra.Command {
@@ -32,6 +34,9 @@ func newControllerCommand() *cobra.Command {
 	f.Flags = serveflags.Add(cmd.Flags(), ":8080", ":8081")
 	cmd.Flags().BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader through a Lease, so that replicas can run side by side")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "decide and report (logs, Events, policy status) but change no Node")
+	cmd.Flags().StringVar(&f.notificationsSecret, "notifications-secret", "nodewarden-notifications",
+		"the Secret in --namespace whose keys are the notification receivers policies name; empty sends no notifications")
+	cmd.Flags().StringVar(&f.clusterName, "cluster-name", "", "name of this cluster in notifications; empty names none")
 	return cmd
 }
 
@@ -67,6 +72,7 @@ func runController(f *controllerFlags) error {
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
 		Clientset: clientset, Registerer: ctrlmetrics.Registry, DryRun: f.dryRun, Log: log,
+		Namespace: f.Namespace, NotificationsSecret: f.notificationsSecret, ClusterName: f.clusterName,
 	}); err != nil {
 		return err
 	}

@@ -162,6 +162,10 @@ func TestRemediationPolicyValidation(t *testing.T) {
 		{"window time zone empty", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 4h, timeZone: ""}]}`, "spec.maintenanceWindows[0].timeZone", ""},
 		{"window time zone not a name", `{conditions: [{type: KernelDeadlock}], maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 4h, timeZone: "UTC+2 hours"}]}`, "timeZone must be an IANA time zone name", "spec.maintenanceWindows[0].timeZone"},
 		{"paused not a bool", `{conditions: [{type: KernelDeadlock}], paused: "yes"}`, "spec.paused", ""},
+		{"notification without receiver", `{conditions: [{type: KernelDeadlock}], notifications: [{events: [Cordoned]}]}`, "spec.notifications[0].receiver: Required value", ""},
+		{"notification receiver not a Secret key", `{conditions: [{type: KernelDeadlock}], notifications: [{receiver: "ops slack"}]}`, "spec.notifications[0].receiver", ""},
+		{"notification of an unknown reason", `{conditions: [{type: KernelDeadlock}], notifications: [{receiver: ops, events: [Rebooted]}]}`, `Unsupported value: "Rebooted"`, ""},
+		{"notification event twice", `{conditions: [{type: KernelDeadlock}], notifications: [{receiver: ops, events: [Cordoned, Cordoned]}]}`, "spec.notifications[0].events[1]: Duplicate value", ""},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -198,6 +202,7 @@ func TestRemediationPolicyAccepted(t *testing.T) {
 		`{conditions: [{type: KernelDeadlock}], recoverFor: 5m, drain: {startBefore: 2h, retryBackoff: 30s, forceAfter: 1h30m, maxAttempts: 1, outOfServiceTaint: true}}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: "0", drain: {startBefore: 1.5h, retryBackoff: 500ms, forceAfter: 90s, maxAttempts: 100}}`,
 		`{conditions: [{type: AcceleratedHardwareReady, status: "False", reasons: ["NvidiaXID*Error"], repair: {steps: [{action: DeleteNode}]}}, {type: NetworkingReady, status: "False", reasons: [InterfaceNotUp]}], maxRepairsPerHour: 0, repair: {steps: [{action: Wait}, {action: ClusterAPI, after: 30m}, {action: Webhook, after: 1h, webhook: {url: "http://runbook.example:8080/repair", timeout: 5m, retries: 10}}]}}`,
+		`{conditions: [{type: KernelDeadlock}], notifications: [{receiver: ops-slack}, {receiver: oncall.teams_2, events: [DrainFailed, RepairFailed, CircuitOpen, CircuitClosed, Deferred]}]}`,
 	} {
 		doc := "apiVersion: nodewarden.io/v1alpha1\nkind: RemediationPolicy\nmetadata: {name: good-" + strconv.Itoa(i) + "}\nspec: " + spec
 		if err := create(t, c, doc); err != nil {

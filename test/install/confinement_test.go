@@ -389,6 +389,11 @@ func checkController(t *testing.T, c *cluster.Cluster, ns, sa string) {
 		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "pods"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "update", Resource: "nodes"}, false},
 		{authorizationv1.ResourceAttributes{Verb: "patch", Resource: "nodes", Subresource: "status"}, false},
+		// The notifications Secret, by name only (docs/security.md).
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: "nodewarden-notifications"}, true},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns, Name: "other"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "watch", Resource: "secrets", Namespace: ns, Name: "nodewarden-notifications"}, false},
+		{authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default", Name: "nodewarden-notifications"}, false},
 	} {
 		sar, err := c.Clientset.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
 			Spec: authorizationv1.SubjectAccessReviewSpec{User: cfg.Impersonate.UserName, Groups: cfg.Impersonate.Groups, ResourceAttributes: &tc.attrs},

@@ -785,6 +785,7 @@ func TestLeastPrivilege(t *testing.T) {
 		controller + ": get pods in *cluster*",
 		controller + ": get remediationpolicies.nodewarden.io in *cluster*",
 		controller + ": get remediationpolicies/status.nodewarden.io in *cluster*",
+		controller + ": get secrets/nodewarden-notifications in nodewarden-system",
 		controller + ": list nodes in *cluster*",
 		controller + ": list pods in *cluster*",
 		controller + ": list remediationpolicies.nodewarden.io in *cluster*",
@@ -856,4 +857,56 @@ func added(before, after []string) []string {
 		}
 	}
 	return out
+}
+
+// TestNotificationsSecretValue: the chart's controller.notifications values
+// move the controller's one Secret grant and its flag together, and an
+// empty secretName leaves it no access to any Secret.
+func TestNotificationsSecretValue(t *testing.T) {
+	const controller = "ServiceAccount nodewarden-system/nodewarden-controller"
+	base := permissions(t, index(t, decode(t, helmTemplate(t))))
+	args := func(objs map[objKey]*unstructured.Unstructured) []string {
+		dep := typed[appsv1.Deployment](t, objs, objKey{"Deployment", namespace, "nodewarden-controller"})
+		return dep.Spec.Template.Spec.Containers[0].Args
+	}
+	for _, tc := range []struct {
+		name     string
+		set      []string
+		want     []string // permissions added, LOST: removed
+		wantArgs []string
+	}{
+		{"other Secret and a cluster name",
+			[]string{"--set", "controller.notifications.secretName=ops-hooks", "--set", "controller.notifications.clusterName=prod"},
+			[]string{controller + ": get secrets/ops-hooks in nodewarden-system", "LOST: " + controller + ": get secrets/nodewarden-notifications in nodewarden-system"},
+			[]string{"--notifications-secret=ops-hooks", "--cluster-name=prod"}},
+		{"off",
+			[]string{"--set", "controller.notifications.secretName="},
+			[]string{"LOST: " + controller + ": get secrets/nodewarden-notifications in nodewarden-system"},
+			[]string{"--notifications-secret="}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := index(t, decode(t, helmTemplate(t, tc.set...)))
+			got := permissions(t, objs)
+			var diff []string
+			for _, p := range got {
+				if !slices.Contains(base, p) {
+					diff = append(diff, p)
+				}
+			}
+			for _, p := range base {
+				if !slices.Contains(got, p) {
+					diff = append(diff, "LOST: "+p)
+				}
+			}
+			if d := cmp.Diff(tc.want, diff); d != "" {
+				t.Errorf("permissions changed (-want +got):\n%s", d)
+			}
+			a := args(objs)
+			for _, w := range tc.wantArgs {
+				if !slices.Contains(a, w) {
+					t.Errorf("controller args %v lack %s", a, w)
+				}
+			}
+		})
+	}
 }
