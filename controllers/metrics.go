@@ -14,6 +14,7 @@ type Metrics struct {
 	TriggeredNodes *prometheus.GaugeVec     // policy
 	StuckNodes     *prometheus.GaugeVec     // policy
 	Repairs        *prometheus.CounterVec   // policy, action, result
+	History        *prometheus.CounterVec   // result
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -52,7 +53,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nodewarden_controller_repairs_total",
 			Help: "Repair steps that ended (DeleteNode, ClusterAPI, Webhook), by policy, action and result (success, failure); a step cancelled before it ended is not counted.",
 		}, []string{"policy", "action", "result"}),
+		History: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodewarden_controller_history_writes_total",
+			Help: "Writes of RemediationRecords (a step, a prune, a sweep), by result (success, error: given up after retries, dropped: the queue was full).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes, m.Repairs)
+	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes, m.Repairs, m.History)
 	return m
 }

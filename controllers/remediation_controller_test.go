@@ -45,6 +45,13 @@ func startController(t *testing.T, c *cluster.Cluster) (stop func()) {
 
 func startControllerWith(t *testing.T, c *cluster.Cluster, dryRun bool) (stop func()) {
 	t.Helper()
+	return startControllerOpts(t, c, controllers.Options{DryRun: dryRun})
+}
+
+// startControllerOpts is startController with opts (Clientset, Registerer
+// and Log are filled in).
+func startControllerOpts(t *testing.T, c *cluster.Cluster, opts controllers.Options) (stop func()) {
+	t.Helper()
 	log := testr.New(t)
 	mgr, err := ctrl.NewManager(c.Config, controllers.ManagerOptions(ctrl.Options{
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -56,9 +63,8 @@ func startControllerWith(t *testing.T, c *cluster.Cluster, dryRun bool) (stop fu
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := controllers.Setup(mgr, controllers.Options{
-		Clientset: kubernetes.NewForConfigOrDie(c.Config), Registerer: prometheus.NewRegistry(), DryRun: dryRun, Log: log,
-	}); err != nil {
+	opts.Clientset, opts.Registerer, opts.Log = kubernetes.NewForConfigOrDie(c.Config), prometheus.NewRegistry(), log
+	if err := controllers.Setup(mgr, opts); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

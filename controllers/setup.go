@@ -54,11 +54,14 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// DryRun: decide and report, change no Node.
 	DryRun bool
-	Log    logr.Logger
+	// History bounds the RemediationRecords; its zero value records none.
+	History HistoryOptions
+	Log     logr.Logger
 }
 
 // Setup builds the remediation controller as `nodewarden controller` runs it
-// (reconciler, background drains and repair steps, Events, metrics) and adds it to mgr. The
+// (reconciler, background drains and repair steps, Events, metrics, history)
+// and adds it to mgr. The
 // binary and the tests wire it through here, so they run the same thing.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	recorder := mgr.GetEventRecorder("nodewarden-controller")
@@ -72,6 +75,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		DryRun:   opts.DryRun,
 		Clock:    clock.RealClock{},
 		Log:      opts.Log.WithName("remediation"),
+	}
+	if opts.History.MaxRecords > 0 {
+		h := NewHistory(mgr.GetClient(), mgr.GetAPIReader(), opts.History, opts.DryRun, metrics, opts.Log.WithName("history"))
+		if err := mgr.Add(h); err != nil {
+			return err
+		}
+		r.Observers = append(r.Observers, h)
 	}
 	return r.SetupWithManager(mgr)
 }

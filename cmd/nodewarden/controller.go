@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -17,6 +19,7 @@ type controllerFlags struct {
 	*serveflags.Flags
 	leaderElect bool
 	dryRun      bool
+	history     controllers.HistoryOptions
 }
 
 func newControllerCommand() *cobra.Command {
@@ -32,6 +35,8 @@ func newControllerCommand() *cobra.Command {
 	f.Flags = serveflags.Add(cmd.Flags(), ":8080", ":8081")
 	cmd.Flags().BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader through a Lease, so that replicas can run side by side")
 	cmd.Flags().BoolVar(&f.dryRun, "dry-run", false, "decide and report (logs, Events, policy status) but change no Node")
+	cmd.Flags().IntVar(&f.history.MaxRecords, "history-max-records", 1000, "RemediationRecords kept at most, the oldest closed ones pruned first (open ones are never pruned); 0 records no history")
+	cmd.Flags().DurationVar(&f.history.MaxAge, "history-max-age", 30*24*time.Hour, "how long a closed RemediationRecord is kept after its episode ended; 0 keeps them until --history-max-records prunes them")
 	return cmd
 }
 
@@ -66,7 +71,7 @@ func runController(f *controllerFlags) error {
 		return err
 	}
 	if err := controllers.Setup(mgr, controllers.Options{
-		Clientset: clientset, Registerer: ctrlmetrics.Registry, DryRun: f.dryRun, Log: log,
+		Clientset: clientset, Registerer: ctrlmetrics.Registry, DryRun: f.dryRun, History: f.history, Log: log,
 	}); err != nil {
 		return err
 	}
