@@ -13,6 +13,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
@@ -191,4 +193,46 @@ func TestHistoryPruneAndDeletedNodes(t *testing.T) {
 	if ghost.Status.Outcome != v1alpha1.OutcomeNodeDeleted || ghost.Labels[v1alpha1.LabelRecordOpen] != "false" || !slices.Equal(reasons(ghost), []string{"NodeDeleted"}) {
 		t.Errorf("record of the deleted node: outcome %s, labels %v, steps %v", ghost.Status.Outcome, ghost.Labels, reasons(ghost))
 	}
+}
+
+// TestHistoryHumanUncordonThenNewEpisode: a human uncordon ends the episode
+// as HumanUncordoned; the next time the condition transitions, a new
+// episode gets a record of its own.
+func TestHistoryHumanUncordonThenNewEpisode(t *testing.T) {
+	c := cluster.Start(t)
+	if err := c.Client.Create(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "u1", Labels: map[string]string{"pool": "web"}}}); err != nil {
+		t.Fatal(err)
+	}
+	startControllerOpts(t, c, controllers.Options{History: controllers.HistoryOptions{MaxRecords: 100, SweepEvery: time.Second}})
+	createPolicy(t, c, "maintenance", func(rp *v1alpha1.RemediationPolicy) { rp.Spec.Drain.Enabled = ptr.To(false) })
+	setTrigger(t, c, "u1", corev1.ConditionTrue, time.Now().Add(47*time.Hour))
+	waitState(t, c, "u1", "Cordoned", time.Minute)
+	if _, err := c.Clientset.CoreV1().Nodes().Patch(t.Context(), "u1", types.MergePatchType, []byte(`{"spec":{"unschedulable":false}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, c, "u1", "", time.Minute)
+	cluster.Eventually(t, 30*time.Second, func() error {
+		recs := records(t, c, nil)
+		if len(recs) != 1 || recs[0].Status.Outcome != v1alpha1.OutcomeHumanUncordoned {
+			return fmt.Errorf("%d records, want 1 HumanUncordoned: %+v", len(recs), recs)
+		}
+		if got := reasons(recs[0]); !slices.Equal(got, []string{"Cordoned", "RemediationStopped"}) {
+			return fmt.Errorf("steps %v", got)
+		}
+		return nil
+	})
+
+	// The condition transitions again (after a second: record names and
+	// the human-uncordoned mark count in seconds): a second episode.
+	time.Sleep(1100 * time.Millisecond)
+	setTrigger(t, c, "u1", corev1.ConditionTrue, time.Now().Add(47*time.Hour))
+	waitState(t, c, "u1", "Cordoned", time.Minute)
+	cluster.Eventually(t, 30*time.Second, func() error {
+		open := records(t, c, client.MatchingLabels{v1alpha1.LabelRecordOpen: "true"})
+		all := records(t, c, nil)
+		if len(all) != 2 || len(open) != 1 || !slices.Equal(reasons(open[0]), []string{"Cordoned"}) {
+			return fmt.Errorf("%d records, %d open; want 2, one open with its own Cordoned step", len(all), len(open))
+		}
+		return nil
+	})
 }
