@@ -151,7 +151,7 @@ func Add(st *v1alpha1.RemediationRecordStatus, step v1alpha1.RecordStep, e remed
 	if st.Trigger.Type == "" {
 		st.Trigger = trigger
 	}
-	st.PodsEvicted += int32(e.Evicted) //nolint:gosec // a node's pod count
+	st.PodsEvicted += int32(e.Evicted)
 	if e.BlockedBy != "" {
 		st.BlockedBy = e.BlockedBy
 	}
