@@ -236,3 +236,45 @@ func TestHistoryHumanUncordonThenNewEpisode(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHistoryHandover: a node handed over from one policy to another closes
+// the first policy's record as HandedOver and opens the second's.
+func TestHistoryHandover(t *testing.T) {
+	c := cluster.Start(t)
+	if err := c.Client.Create(t.Context(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "o1", Labels: map[string]string{"pool": "web"}}}); err != nil {
+		t.Fatal(err)
+	}
+	startControllerOpts(t, c, controllers.Options{History: controllers.HistoryOptions{MaxRecords: 100, SweepEvery: time.Second}})
+	createPolicy(t, c, "first", func(rp *v1alpha1.RemediationPolicy) { rp.Spec.Drain.Enabled = ptr.To(false) })
+	setTrigger(t, c, "o1", corev1.ConditionTrue, time.Now().Add(47*time.Hour))
+	waitState(t, c, "o1", "Cordoned", time.Minute)
+
+	createPolicy(t, c, "second", func(rp *v1alpha1.RemediationPolicy) {
+		rp.Spec.Drain.Enabled = ptr.To(false)
+		rp.Spec.Conditions = []v1alpha1.ConditionRule{{Type: "KernelDeadlock"}}
+	})
+	now := time.Now().UTC().Format(time.RFC3339)
+	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"KernelDeadlock","status":"True","reason":"DockerHung","message":"task docker:7 blocked","lastTransitionTime":%q,"lastHeartbeatTime":%q}]}}`, now, now)
+	if _, err := c.Clientset.CoreV1().Nodes().PatchStatus(t.Context(), "o1", []byte(patch)); err != nil {
+		t.Fatal(err)
+	}
+	setTrigger(t, c, "o1", corev1.ConditionFalse, time.Time{}) // first's condition clears, second's holds
+	cluster.Eventually(t, time.Minute, func() error {
+		if p := node(t, c, "o1").Annotations[v1alpha1.AnnotationPolicy]; p != "second" {
+			return fmt.Errorf("o1 held by %q, want second", p)
+		}
+		return nil
+	})
+	cluster.Eventually(t, 30*time.Second, func() error {
+		first := records(t, c, client.MatchingLabels{v1alpha1.LabelRecordPolicy: "first"})
+		second := records(t, c, client.MatchingLabels{v1alpha1.LabelRecordPolicy: "second"})
+		if len(first) != 1 || first[0].Status.Outcome != v1alpha1.OutcomeHandedOver || !slices.Equal(reasons(first[0]), []string{"Cordoned", "HandedOver"}) {
+			return fmt.Errorf("records of policy first: %+v", first)
+		}
+		if len(second) != 1 || second[0].Status.Outcome != v1alpha1.OutcomeOpen || !slices.Equal(reasons(second[0]), []string{"HandedOver"}) ||
+			second[0].Status.Trigger.Type != "KernelDeadlock" || second[0].Status.Trigger.Reason != "DockerHung" {
+			return fmt.Errorf("records of policy second: %+v", second)
+		}
+		return nil
+	})
+}
