@@ -92,6 +92,9 @@ type RemediationRecordStatus struct {
 	// podsEvicted is how many pods the drains of the episode evicted.
 	// +optional
 	PodsEvicted int32 `json:"podsEvicted,omitempty"`
+	// repairsSucceeded counts the repair steps that succeeded.
+	// +optional
+	RepairsSucceeded int32 `json:"repairsSucceeded,omitempty"`
 	// blockedBy is what kept the last failed drain from finishing.
 	// +optional
 	BlockedBy string `json:"blockedBy,omitempty"`

@@ -136,8 +136,8 @@ func New(node, policy string, trigger v1alpha1.RecordTrigger, at time.Time) v1al
 
 // Add adds a step to st, keeping at most maxSteps: beyond that the first
 // maxSteps-1 and the newest are kept, and DroppedSteps counts the others.
-// It fills in the trigger if st has none yet, adds the pods evicted, and
-// keeps what blocked the last failed drain.
+// It fills in the trigger if st has none yet, adds the pods evicted and the
+// repair steps that succeeded, and keeps what blocked the last failed drain.
 func Add(st *v1alpha1.RemediationRecordStatus, step v1alpha1.RecordStep, e remediation.Event, trigger v1alpha1.RecordTrigger, maxSteps int) {
 	if maxSteps < 1 {
 		maxSteps = DefaultMaxSteps
@@ -152,6 +152,9 @@ func Add(st *v1alpha1.RemediationRecordStatus, step v1alpha1.RecordStep, e remed
 		st.Trigger = trigger
 	}
 	st.PodsEvicted += int32(e.Evicted)
+	if e.Reason == remediation.ReasonRepairSucceeded {
+		st.RepairsSucceeded++
+	}
 	if e.BlockedBy != "" {
 		st.BlockedBy = e.BlockedBy
 	}
@@ -160,9 +163,7 @@ func Add(st *v1alpha1.RemediationRecordStatus, step v1alpha1.RecordStep, e remed
 // End closes st at at with outcome; a release after a repair step that
 // succeeded is Repaired.
 func End(st *v1alpha1.RemediationRecordStatus, outcome v1alpha1.RecordOutcome, at time.Time) {
-	if outcome == v1alpha1.OutcomeReleased && slices.ContainsFunc(st.Steps, func(s v1alpha1.RecordStep) bool {
-		return s.Reason == remediation.ReasonRepairSucceeded
-	}) {
+	if outcome == v1alpha1.OutcomeReleased && st.RepairsSucceeded > 0 {
 		outcome = v1alpha1.OutcomeRepaired
 	}
 	end := metav1.NewTime(at.UTC().Truncate(time.Second))

@@ -118,9 +118,8 @@ func TestEpisode(t *testing.T) {
 	if st.DroppedSteps != 3 || st.PodsEvicted != 3 || st.BlockedBy == "" || st.Trigger != trig {
 		t.Errorf("dropped %d, evicted %d, blocked by %q, trigger %+v", st.DroppedSteps, st.PodsEvicted, st.BlockedBy, st.Trigger)
 	}
-	// Repaired is read from the kept steps: here RepairSucceeded was
-	// dropped by the (tiny) bound, so the release reads as Released.
-	if st.Outcome != v1alpha1.OutcomeReleased || st.Duration != "7m30s" || st.EndedAt == nil {
+	// Repaired although the bound dropped the RepairSucceeded step.
+	if st.Outcome != v1alpha1.OutcomeRepaired || st.RepairsSucceeded != 1 || st.Duration != "7m30s" || st.EndedAt == nil {
 		t.Errorf("outcome %s, duration %s, ended %v", st.Outcome, st.Duration, st.EndedAt)
 	}
 
