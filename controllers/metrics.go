@@ -15,6 +15,7 @@ type Metrics struct {
 	StuckNodes     *prometheus.GaugeVec     // policy
 	Repairs        *prometheus.CounterVec   // policy, action, result
 	Notifications  *prometheus.CounterVec   // receiver, result
+	History        *prometheus.CounterVec   // result
 }
 
 // NewMetrics creates the collectors and registers them with reg.
@@ -57,7 +58,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "nodewarden_controller_notifications_total",
 			Help: "Notifications of policies' steps, by receiver and result: sent, failed (retries used up, or a receiver the Secret lacks), dropped (the queue was full).",
 		}, []string{"receiver", "result"}),
+		History: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodewarden_controller_history_writes_total",
+			Help: "Writes of RemediationRecords (a step, a prune, a sweep), by result (success, error: given up after retries, dropped: the queue was full).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes, m.Repairs, m.Notifications)
+	reg.MustRegister(m.Nodes, m.Actions, m.EvictionRetry, m.DrainDuration, m.CircuitOpen, m.TriggeredNodes, m.StuckNodes, m.Repairs, m.Notifications, m.History)
 	return m
 }

@@ -71,6 +71,8 @@ type Options struct {
 	// Notify tunes the notifier (queue size, attempts, backoff, timeout);
 	// its Receivers, Results and Log are set here.
 	Notify notify.Options
+	// History bounds the RemediationRecords; its zero value records none.
+	History HistoryOptions
 }
 
 // notificationsSecretTTL is how long a read of the notifications Secret is
@@ -78,7 +80,8 @@ type Options struct {
 const notificationsSecretTTL = 30 * time.Second
 
 // Setup builds the remediation controller as `nodewarden controller` runs it
-// (reconciler, background drains and repair steps, Events, metrics) and adds it to mgr. The
+// (reconciler, background drains and repair steps, Events, metrics, history)
+// and adds it to mgr. The
 // binary and the tests wire it through here, so they run the same thing.
 func Setup(mgr ctrl.Manager, opts Options) error {
 	recorder := mgr.GetEventRecorder("nodewarden-controller")
@@ -108,6 +111,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 			return err
 		}
 		r.Observers = append(r.Observers, &Notifications{Notifier: notifier, Cluster: opts.ClusterName, Clock: r.Clock})
+	}
+	if opts.History.MaxRecords > 0 {
+		h := NewHistory(mgr.GetClient(), mgr.GetAPIReader(), opts.History, opts.DryRun, metrics, opts.Log.WithName("history"))
+		if err := mgr.Add(h); err != nil {
+			return err
+		}
+		r.Observers = append(r.Observers, h)
 	}
 	return r.SetupWithManager(mgr)
 }

@@ -1,5 +1,6 @@
 // Package v1alpha1 holds nodewarden's API: the RemediationPolicy CRD that the
-// controller reconciles, and the AgentConfig file format that the agent reads
+// controller reconciles, the RemediationRecord CRD it writes its history to,
+// and the AgentConfig file format that the agent reads
 // (a versioned config type, not served by the API server).
 //
 // +kubebuilder:object:generate=true
@@ -26,7 +27,7 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &RemediationPolicy{}, &RemediationPolicyList{})
+	s.AddKnownTypes(GroupVersion, &RemediationPolicy{}, &RemediationPolicyList{}, &RemediationRecord{}, &RemediationRecordList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +21,7 @@ type controllerFlags struct {
 	dryRun              bool
 	notificationsSecret string
 	clusterName         string
+	history             controllers.HistoryOptions
 }
 
 func newControllerCommand() *cobra.Command {
@@ -37,6 +40,8 @@ func newControllerCommand() *cobra.Command {
 	cmd.Flags().StringVar(&f.notificationsSecret, "notifications-secret", "nodewarden-notifications",
 		"the Secret in --namespace whose keys are the notification receivers policies name; empty sends no notifications")
 	cmd.Flags().StringVar(&f.clusterName, "cluster-name", "", "name of this cluster in notifications; empty names none")
+	cmd.Flags().IntVar(&f.history.MaxRecords, "history-max-records", 1000, "RemediationRecords kept at most, the oldest closed ones pruned first (open ones are never pruned); 0 records no history")
+	cmd.Flags().DurationVar(&f.history.MaxAge, "history-max-age", 30*24*time.Hour, "how long a closed RemediationRecord is kept after its episode ended; 0 keeps them until --history-max-records prunes them")
 	return cmd
 }
 
@@ -73,6 +78,7 @@ func runController(f *controllerFlags) error {
 	if err := controllers.Setup(mgr, controllers.Options{
 		Clientset: clientset, Registerer: ctrlmetrics.Registry, DryRun: f.dryRun, Log: log,
 		Namespace: f.Namespace, NotificationsSecret: f.notificationsSecret, ClusterName: f.clusterName,
+		History: f.history,
 	}); err != nil {
 		return err
 	}

@@ -283,6 +283,7 @@ func (d *decider) record(nd NodeDecision, v *nodeView, p *policy, r DrainReport)
 	if r.Succeeded {
 		nd.Why = "the drain finished"
 		d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonDrainSucceeded, "drained for policy %s: %d pods evicted", p.name, r.Evicted)
+		d.lastEvent().Evicted = r.Evicted
 		return nd
 	}
 	nd.Why = "the drain failed: " + r.BlockedBy
@@ -294,6 +295,7 @@ func (d *decider) record(nd NodeDecision, v *nodeView, p *policy, r DrainReport)
 	d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonDrainFailed,
 		"drain attempt %d of %d for policy %s failed, the node stays cordoned: %s; %s",
 		r.Attempt, p.maxAttempts, p.name, blocked, d.nextStep(v, nd.Trigger, p, r.Attempt))
+	d.lastEvent().BlockedBy = blocked
 	return nd
 }
 
@@ -600,6 +602,7 @@ func (d *decider) wait(nd NodeDecision, v *nodeView, p *policy, t Trigger, start
 	d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonWaiting,
 		"policy %s: %s; tainted %s:PreferNoSchedule so new pods prefer other nodes; cordon and drain start at %s",
 		p.name, describeTrigger(&t), v1alpha1.TaintImpendingDisruption, formatTime(start))
+	d.lastEvent().Trigger = &t
 	return nd
 }
 
@@ -694,6 +697,7 @@ func (d *decider) take(p *policy, c candidate, nd *NodeDecision, overBudget stri
 		nd.CancelDrain = true
 		d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonHandedOver,
 			"policy %s takes the node over from policy %s because of %s; it stays cordoned", p.name, from, describeTrigger(&c.trigger))
+		d.lastEvent().Trigger = &c.trigger
 		return
 	}
 	nd.Action = ActionCordon
@@ -712,6 +716,7 @@ func (d *decider) take(p *policy, c candidate, nd *NodeDecision, overBudget stri
 	}
 	d.nodeEvent(p, nd.Node, corev1.EventTypeNormal, ReasonCordoned,
 		"policy %s: %s because of %s", p.name, what, describeTrigger(&c.trigger))
+	d.lastEvent().Trigger = &c.trigger
 }
 
 // summarize fills in the policy statuses and the requeue time.
@@ -776,6 +781,9 @@ func (d *decider) nodeEvent(p *policy, node, typ, reason, format string, args ..
 	}
 	d.plan.Events = append(d.plan.Events, ev)
 }
+
+// lastEvent is the Event just added, to fill in its structured fields.
+func (d *decider) lastEvent() *Event { return &d.plan.Events[len(d.plan.Events)-1] }
 
 func (d *decider) policyEvent(p *policy, typ, reason, format string, args ...any) {
 	d.plan.Events = append(d.plan.Events, Event{

@@ -221,6 +221,13 @@ type Event struct {
 	Type    string // corev1.EventTypeNormal or corev1.EventTypeWarning
 	Reason  string
 	Message string
+
+	// What the message says, for observers that keep it (history): the
+	// trigger of a node being taken (Waiting, Cordoned, HandedOver), the
+	// pods a finished drain evicted, what blocked a failed one.
+	Trigger   *Trigger
+	Evicted   int
+	BlockedBy string
 }
 
 // Event reasons.

@@ -49,6 +49,14 @@ func TestKubectlExplain(t *testing.T) {
 			// The description is the field's own, not the one of its neighbour.
 			not: []string{"CircuitOpen"},
 		},
+		{
+			path: "remediationrecords.status",
+			want: []string{
+				"status is the episode as the controller observed it",
+				"outcome <string> -required-", "is how the episode ended, or Open while it runs",
+				"steps <[]Object>", "droppedSteps <integer>", "trigger <Object>", "podsEvicted <integer>",
+			},
+		},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			var out string

@@ -208,8 +208,8 @@ func TestHelmInstallUpgrade(t *testing.T) {
 		return string(run(t, nil, "helm", append([]string{"--kubeconfig", c.Kubeconfig, "--namespace", ns}, args...)...))
 	}
 	out := helm("install", rel, "charts/nodewarden", "--create-namespace")
-	if !strings.Contains(out, "kubectl get remediationpolicies") {
-		t.Errorf("helm install printed no NOTES about remediationpolicies:\n%s", out)
+	if !strings.Contains(out, "kubectl get remediationpolicies") || !strings.Contains(out, "kubectl get remediationrecords") {
+		t.Errorf("helm install printed no NOTES about remediationpolicies and remediationrecords:\n%s", out)
 	}
 	ctx := t.Context()
 	if _, err := c.Clientset.AppsV1().DaemonSets(ns).Get(ctx, rel+"-nodewarden-agent", metav1.GetOptions{}); err != nil {

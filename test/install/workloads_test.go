@@ -238,3 +238,28 @@ func checkDefaultHostAccess(t *testing.T, what string, pod corev1.PodSpec) {
 		t.Errorf("%s: /run/nodewarden/kubelet-fs is %+v from %+v, want an emptyDir on the node's disk (medium \"\"), sizeLimit 1Mi, read-only", what, m, v.VolumeSource)
 	}
 }
+
+// TestControllerHistoryFlags: the history's bounds reach the controller from
+// Helm's values, and a release upgraded with --reuse-values from a chart
+// without controller.history (no such key) gets the flags' defaults rather
+// than a template error.
+func TestControllerHistoryFlags(t *testing.T) {
+	for _, tc := range []struct {
+		set  []string
+		want []string
+	}{
+		{nil, []string{"--history-max-records=1000", "--history-max-age=720h"}},
+		{[]string{"--set", "controller.history=null"}, []string{"--history-max-records=1000", "--history-max-age=720h"}},
+		{[]string{"--set", "controller.history.maxRecords=0", "--set-string", "controller.history.maxAge=0"}, []string{"--history-max-records=0", "--history-max-age=0"}},
+		{[]string{"--set", "controller.history.maxRecords=50000", "--set", "controller.history.maxAge=2160h"}, []string{"--history-max-records=50000", "--history-max-age=2160h"}},
+	} {
+		objs := index(t, decode(t, helmTemplate(t, tc.set...)))
+		dep := typed[appsv1.Deployment](t, objs, objKey{"Deployment", namespace, "nodewarden-controller"})
+		args := dep.Spec.Template.Spec.Containers[0].Args
+		for _, w := range tc.want {
+			if !slices.Contains(args, w) {
+				t.Errorf("helm template %v: controller args %v, want %s", tc.set, args, w)
+			}
+		}
+	}
+}
