@@ -113,7 +113,7 @@ func TestKustomizeInstall(t *testing.T) {
 			t.Errorf("kubectl describe node node-a does not show the agent's condition:\n%s", out)
 		}
 		out = kubectl("get", "remediationpolicies")
-		if !regexp.MustCompile(`(?m)^NAME\s+SELECTED\s+TRIGGERED\s+REMEDIATING\s+REPAIRING\s+CIRCUIT\s+AGE$`).MatchString(out) ||
+		if !regexp.MustCompile(`(?m)^NAME\s+SELECTED\s+TRIGGERED\s+REMEDIATING\s+REPAIRING\s+CIRCUIT\s+PAUSED\s+AGE$`).MatchString(out) ||
 			!strings.Contains(out, "host-maintenance") {
 			t.Errorf("kubectl get remediationpolicies:\n%s", out)
 		}
