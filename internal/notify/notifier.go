@@ -174,7 +174,7 @@ func (q *Notifier) deliver(ctx context.Context, n Notification) {
 
 // jitter spreads d by ±25%.
 func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64()))
+	return time.Duration(float64(d) * (0.75 + 0.5*rand.Float64())) //nolint:gosec // G404: jitter needs no unpredictability
 }
 
 // send makes one attempt; retry says whether another may succeed.

@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	// The controller's image is FROM scratch, without /usr/share/zoneinfo:
-	// timeZone needs the IANA database built in (about 450 kB).
-	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
 	corev1 "k8s.io/api/core/v1"
