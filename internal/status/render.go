@@ -14,8 +14,8 @@ import (
 const (
 	widthNode    = 32
 	widthPolicy  = 24
-	widthTrigger = 44
-	widthBlocked = 32
+	widthTrigger = 52
+	widthBlocked = 40
 	widthMessage = 100
 )
 
@@ -144,11 +144,11 @@ func RenderHistory(w io.Writer, now time.Time, eps []Episode, st Style) error {
 		for _, s := range e.Steps {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Time.Format(time.RFC3339), s.Reason, Truncate(s.Message, widthMessage))
 		}
-		if e.DroppedSteps > 0 {
-			fmt.Fprintf(tw, "  \t(%d steps not kept)\t\n", e.DroppedSteps)
-		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if e.DroppedSteps > 0 {
+			fmt.Fprintf(w, "  (%d more steps not kept: a record keeps the first ones and the last one)\n", e.DroppedSteps)
 		}
 	}
 	return nil
@@ -219,7 +219,7 @@ func RenderExplain(w io.Writer, e Explanation, st Style) error {
 			pl("Dry-run", "yes")
 		}
 		for _, c := range p.Pending {
-			pl("Pending for:", fmt.Sprintf("%s=%s: for: runs out at %s (%s remaining)", c.Type, c.Status, c.Until.Format(time.RFC3339), c.Remaining))
+			pl("Pending", fmt.Sprintf("%s=%s: for: runs out at %s (%s remaining)", c.Type, c.Status, c.Until.Format(time.RFC3339), c.Remaining))
 		}
 	}
 	if len(e.Policies) == 0 {

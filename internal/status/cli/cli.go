@@ -53,6 +53,7 @@ func NewRootCommand() *cobra.Command {
 		Version:       version.String(),
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl nodewarden"},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	f := root.PersistentFlags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&o.context, "context", "", "the kubeconfig context to use")
