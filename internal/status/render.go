@@ -14,7 +14,7 @@ import (
 const (
 	widthNode    = 32
 	widthPolicy  = 24
-	widthTrigger = 52
+	widthTrigger = 60
 	widthBlocked = 40
 	widthMessage = 100
 )
