@@ -57,11 +57,11 @@ func TestKrewManifest(t *testing.T) {
 	}
 	var got []string
 	for _, p := range m.Spec.Platforms {
-		os, arch := p.Selector.MatchLabels["os"], p.Selector.MatchLabels["arch"]
-		got = append(got, os+"/"+arch)
-		if !strings.HasSuffix(p.URI, "/kubectl-nodewarden_"+os+"_"+arch+".tar.gz") || p.SHA256 == "" || p.Bin != "kubectl-nodewarden" ||
+		goos, arch := p.Selector.MatchLabels["os"], p.Selector.MatchLabels["arch"]
+		got = append(got, goos+"/"+arch)
+		if !strings.HasSuffix(p.URI, "/kubectl-nodewarden_"+goos+"_"+arch+".tar.gz") || p.SHA256 == "" || p.Bin != "kubectl-nodewarden" ||
 			len(p.Files) != 1 || p.Files[0].From != "kubectl-nodewarden" {
-			t.Errorf("%s/%s: %+v", os, arch, p)
+			t.Errorf("%s/%s: %+v", goos, arch, p)
 		}
 	}
 	slices.Sort(got)
