@@ -20,7 +20,7 @@ help: ## Show this help.
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: build
-build: ## Build bin/nodewarden (every subcommand) and bin/nodewarden-agent (the agent alone, for the DaemonSet).
+build: ## Build bin/nodewarden (every subcommand), bin/nodewarden-agent (the agent alone, for the DaemonSet) and bin/kubectl-nodewarden (the kubectl plugin).
 	$(IMAGE_TOOL) -binaries $(BIN)
 
 .PHONY: image

@@ -137,6 +137,10 @@ down() {
 }
 
 kubectl() { "$BIN/kubectl" --kubeconfig "$STATE/kubeconfig" "$@"; }
+# kubectl_plugin runs `kubectl nodewarden ARGS` as a user would: kubectl finds
+# bin/kubectl-nodewarden on PATH (it looks for a plugin only when the plugin's
+# name comes before any flag, so the kubeconfig goes through the environment).
+kubectl_plugin() { KUBECONFIG=$STATE/kubeconfig PATH=$BIN:$PATH "$BIN/kubectl" nodewarden "$@"; }
 
 # rbac_only: of the YAML documents on stdin, the ServiceAccounts, RBAC and
 # admission policies.
@@ -307,7 +311,7 @@ up() {
 
 	say "Building what is missing"
 	local missing=0 b
-	for b in nodewarden nodewarden-agent etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages; do
+	for b in nodewarden nodewarden-agent kubectl-nodewarden etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok kwok-stages; do
 		[[ -e $BIN/$b ]] || missing=1
 	done
 	((missing == 0)) || make -s k8s-bins build
@@ -426,6 +430,12 @@ EOF
 	say "kubectl get remediationpolicies"
 	kubectl get remediationpolicies | sed 's/^/    /'
 
+	say "kubectl nodewarden status (the plugin, bin/kubectl-nodewarden)"
+	kubectl_plugin status | sed 's/^/    /'
+
+	say "kubectl nodewarden history"
+	kubectl_plugin history | sed 's/^/    /'
+
 	local action things=Three more=""
 	action=$(date -u -d '+47 hours' +%Y-%m-%dT%H:%M:%SZ)
 	if ((REPAIR)); then
@@ -456,8 +466,9 @@ EOF
     # 2. The maintenance is done: node-4 comes back
     echo "\$(date '+%F %T') - WARNING - Ecs event type is: SystemMaintenance.Reboot,event status is: Executed,action ISO 8601 time is $action" >> $STATE/nodes/node-4/host_event.log
 
-    # 3. What the agents and the controller reported
-    kubectl get events --field-selector involvedObject.kind=Node --sort-by=.metadata.creationTimestamp$more
+    # 3. What the agents and the controller reported, and why nodewarden does what it does
+    kubectl get events --field-selector involvedObject.kind=Node --sort-by=.metadata.creationTimestamp
+    kubectl nodewarden status; kubectl nodewarden explain node-4; kubectl nodewarden history node-4$more
 
   make demo-down stops everything. Logs: $STATE/logs/
 EOF

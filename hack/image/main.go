@@ -4,7 +4,7 @@
 // docs/development.md, "Building the image".
 //
 //	go run ./hack/image [-platforms linux/amd64,linux/arm64] [-out bin/image] [-name REF] [-push REF [-insecure]]
-//	go run ./hack/image -binaries bin      # bin/nodewarden and bin/nodewarden-agent for this machine
+//	go run ./hack/image -binaries bin      # bin/nodewarden, bin/nodewarden-agent and bin/kubectl-nodewarden for this machine
 //
 // It writes, in -out:
 //
@@ -59,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	version := fs.String("version", "", "org.opencontainers.image.version and internal/version.Version (default `git describe --tags --always --dirty`)")
 	commit := fs.String("commit", "", "org.opencontainers.image.revision and internal/version.Commit (default `git rev-parse HEAD`)")
 	created := fs.String("created", "", "image creation time, RFC 3339 or Unix seconds (default $SOURCE_DATE_EPOCH, else the commit time of HEAD)")
-	binaries := fs.String("binaries", "", "only build nodewarden and nodewarden-agent for this machine into this `directory` (make build)")
+	binaries := fs.String("binaries", "", "only build nodewarden, nodewarden-agent and kubectl-nodewarden (the kubectl plugin, not in the image) for this machine into this `directory` (make build)")
 	root := fs.String("C", ".", "the nodewarden checkout to build")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -79,8 +79,10 @@ func run(ctx context.Context, args []string) error {
 		if p, err := ociimage.ParsePlatform(host.String()); err == nil {
 			host = p
 		}
-		_, err := ociimage.BuildBinaries(ctx, *root, host, *version, *commit, *binaries)
-		return err
+		if _, err := ociimage.BuildBinaries(ctx, *root, host, *version, *commit, *binaries); err != nil {
+			return err
+		}
+		return ociimage.BuildClientTools(ctx, *root, host, *version, *commit, *binaries)
 	}
 
 	ps, err := ociimage.ParsePlatforms(*platforms)

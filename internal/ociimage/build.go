@@ -74,6 +74,38 @@ func BuildBinaries(ctx context.Context, repoRoot string, p Platform, version, co
 	return files, nil
 }
 
+// BuildClientTools builds the executables that are not part of the image
+// (kubectl-nodewarden) for p into outDir, with the flags and environment of
+// [BuildBinaries].
+func BuildClientTools(ctx context.Context, repoRoot string, p Platform, version, commit, outDir string) error {
+	m, err := Metadata{Version: version, Commit: commit}.withDefaults()
+	if err != nil {
+		return err
+	}
+	if p.OS == "" || p.Architecture == "" {
+		return fmt.Errorf("platform %+v: OS and Architecture are required", p)
+	}
+	if err := os.MkdirAll(outDir, 0o750); err != nil {
+		return err
+	}
+	outDir, err = filepath.Abs(outDir)
+	if err != nil {
+		return err
+	}
+	args := append([]string{"build"}, goBuildFlags(m.Version, m.Commit)...)
+	args = append(args, "-o", outDir+string(filepath.Separator))
+	for _, e := range clientTools {
+		args = append(args, "./cmd/"+e)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), p.goEnv()...) // later entries win
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s go %s: %w\n%s", strings.Join(p.goEnv(), " "), strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
 // Options say what [Build] builds.
 type Options struct {
 	// RepoRoot is the nodewarden checkout to build from (where go.mod is);

@@ -76,6 +76,11 @@ const (
 // installed as /NAME, in this order.
 var executables = []string{"nodewarden", "nodewarden-agent"}
 
+// clientTools are built by `make build` ([BuildClientTools]) from
+// ./cmd/NAME but are not part of the image: they run on a user's machine
+// (kubectl-nodewarden, the kubectl plugin).
+var clientTools = []string{"kubectl-nodewarden"}
+
 // entrypoint is the image's ENTRYPOINT; it has no CMD.
 var entrypoint = []string{"/nodewarden"}
 
