@@ -24,7 +24,7 @@ func TestStatusRows(t *testing.T) {
 	}
 	want := []string{
 		// By deadline, then the ones without one.
-		"node-c | DrainFailed | maintenance | " + string(mustAction(t, f, "node-c")) + " | HostEventRebootAfter48=True/SystemMaintenanceReboot | 1h0m0s | " + f.Nodes[2].Annotations[v1alpha1.AnnotationBlockedBy],
+		"node-c | DrainFailed | maintenance | " + mustAction(t, f, "node-c") + " | HostEventRebootAfter48=True/SystemMaintenanceReboot | 1h0m0s | " + f.Nodes[2].Annotations[v1alpha1.AnnotationBlockedBy],
 		"node-a | Draining | maintenance | Hold | HostEventRebootAfter48=True/SystemMaintenanceReboot | 3h0m0s | ",
 		"node-b | Triggered | maintenance | Defer | HostEventRebootAfter48=True/SystemMaintenanceReboot | 5h0m0s | budget",
 		"node-d | Triggered | kernel | Defer | KernelDeadlock=True/DockerHung |  | paused",
