@@ -51,6 +51,7 @@ func TestNotificationEventsAreReasons(t *testing.T) {
 		remediation.ReasonDrainSucceeded, remediation.ReasonDrainFailed, remediation.ReasonUncordoned, remediation.ReasonReleased,
 		remediation.ReasonStopped, remediation.ReasonDeferred, remediation.ReasonCircuitOpen, remediation.ReasonCircuitClosed,
 		remediation.ReasonRepairStarted, remediation.ReasonRepairSucceeded, remediation.ReasonRepairFailed,
+		remediation.ReasonHookHolding, remediation.ReasonHookTimedOut, remediation.ReasonHookOverridden,
 	}
 	enum := notificationEventEnum(t)
 	for _, r := range reasons {

@@ -324,11 +324,13 @@ func nodeChanged(old, cur *corev1.Node) bool {
 }
 
 // nodewardenAnnotations are the annotations decisions read: nodewarden's
-// state (which also records the policy annotations it added).
+// state (which also records the policy annotations it added) and the drain
+// hooks other controllers add and remove.
 func nodewardenAnnotations(n *corev1.Node) map[string]string {
 	out := map[string]string{}
 	for k, v := range n.Annotations {
-		if strings.HasPrefix(k, v1alpha1.AnnotationPrefix) {
+		if strings.HasPrefix(k, v1alpha1.AnnotationPrefix) ||
+			strings.HasPrefix(k, v1alpha1.PreDrainHookPrefix) || strings.HasPrefix(k, v1alpha1.PostDrainHookPrefix) {
 			out[k] = v
 		}
 	}

@@ -135,6 +135,21 @@ const (
 	AnnotationRepairLadder = "nodewarden.io/repair-ladder"
 )
 
+// Drain hooks: annotations other controllers put on a Node to hold
+// nodewarden at a point of the remediation, after Cluster API's
+// pre-drain.delete.hook.machine.cluster.x-k8s.io/<name>: <owner>. The key
+// is the prefix plus a name the owner chooses; the value names the owner.
+// The owner removes its annotation when it is done.
+const (
+	// PreDrainHookPrefix: while a node carries an annotation with this
+	// prefix, no drain attempt starts on it (up to drain.hookTimeout).
+	PreDrainHookPrefix = "pre-drain.hook.nodewarden.io/"
+	// PostDrainHookPrefix: while a drained node carries an annotation with
+	// this prefix, it is neither released on recovery nor does its first
+	// repair step start (up to drain.hookTimeout).
+	PostDrainHookPrefix = "post-drain.hook.nodewarden.io/"
+)
+
 // RepairAction is one rung of a repair ladder.
 // +kubebuilder:validation:Enum=Wait;DeleteNode;ClusterAPI;Webhook
 type RepairAction string
@@ -548,6 +563,29 @@ type DrainSpec struct {
 	// +listType=set
 	// +optional
 	ProtectedPodAnnotations []string `json:"protectedPodAnnotations,omitempty"`
+
+	// honorDisruptionAnnotations protects pods annotated
+	// karpenter.sh/do-not-disrupt: "true" or
+	// cluster-autoscaler.kubernetes.io/safe-to-evict: "false" as
+	// protectedPodAnnotations does: they are never evicted and block the
+	// drain. false evicts them like any other pod.
+	// +kubebuilder:default=true
+	// +optional
+	HonorDisruptionAnnotations *bool `json:"honorDisruptionAnnotations,omitempty"`
+
+	// hookTimeout bounds how long drain hooks (pre-drain.hook.nodewarden.io/*
+	// and post-drain.hook.nodewarden.io/* annotations on the node) hold it,
+	// counted from when the node reached the step they hold; after it
+	// nodewarden proceeds anyway (a HookTimedOut Warning). "0" waits for the
+	// hooks for ever.
+	// +kubebuilder:default="30m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+)$')",message="hookTimeout must be a duration such as 30m or 2h, or 0 to wait for ever"
+	// +optional
+	// A pointer, so a Go client that leaves it out gets the default rather
+	// than 0 (wait for ever).
+	HookTimeout *metav1.Duration `json:"hookTimeout,omitempty"`
 }
 
 // RemediationPolicyStatus is what the controller last observed and did.
@@ -604,7 +642,8 @@ type RemediationPolicyStatus struct {
 
 	// deferredNodes are the nodes whose next step (take, drain attempt,
 	// repair step) the policy holds back for a reason other than its
-	// budget: OutsideMaintenanceWindow or Paused. At most 100 are listed.
+	// budget: OutsideMaintenanceWindow, Paused or HookHolding. At most 100
+	// are listed.
 	// +kubebuilder:validation:MaxItems=100
 	// +listType=atomic
 	// +optional
@@ -639,14 +678,17 @@ type StuckNode struct {
 type DeferredNode struct {
 	// name of the Node.
 	Name string `json:"name"`
-	// reason: OutsideMaintenanceWindow or Paused.
+	// reason: OutsideMaintenanceWindow, Paused or HookHolding (a drain
+	// hook holds it).
 	Reason string `json:"reason"`
 }
 
-// Reasons of DeferredNode (also the Event reason of OutsideMaintenanceWindow).
+// Reasons of DeferredNode (also the Event reasons of
+// OutsideMaintenanceWindow and HookHolding).
 const (
 	DeferredOutsideMaintenanceWindow = "OutsideMaintenanceWindow"
 	DeferredPaused                   = "Paused"
+	DeferredHookHolding              = "HookHolding"
 )
 
 // RepairRecord is one repair step started on a node.

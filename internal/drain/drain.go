@@ -10,7 +10,8 @@
 // it evicts only what is left and only waits for pods already terminating.
 //
 // What "blocked" means: a pod that the options forbid evicting (a protected
-// annotation, an emptyDir volume without evictEmptyDirPods, no controller
+// annotation, one of DisruptionAnnotations unless
+// drain.honorDisruptionAnnotations is false, an emptyDir volume without evictEmptyDirPods, no controller
 // without evictUnreplicatedPods) fails the drain at once with ErrBlocked,
 // before anything is evicted, like `kubectl drain` without --force. Leaving
 // such a pod silently would report Drained for a node that still runs it;
@@ -103,6 +104,9 @@ type Options struct {
 	// ProtectedPodAnnotations: a pod with any of these annotations (a key,
 	// or key=value) blocks the drain.
 	ProtectedPodAnnotations []string
+	// HonorDisruptionAnnotations: a pod with one of DisruptionAnnotations
+	// blocks the drain as a protected one does.
+	HonorDisruptionAnnotations bool
 	// Parallelism bounds concurrent evictions; 0 means DefaultParallelism.
 	Parallelism int
 	// Force deletes the pods that would be evicted instead of evicting
@@ -121,6 +125,8 @@ func OptionsFrom(spec v1alpha1.DrainSpec) Options {
 		EvictEmptyDirPods:       spec.EvictEmptyDirPods == nil || *spec.EvictEmptyDirPods,
 		EvictUnreplicatedPods:   spec.EvictUnreplicatedPods,
 		ProtectedPodAnnotations: spec.ProtectedPodAnnotations,
+		// Protected by default: the pod's owner asked not to be disrupted.
+		HonorDisruptionAnnotations: spec.HonorDisruptionAnnotations == nil || *spec.HonorDisruptionAnnotations,
 	}
 }
 

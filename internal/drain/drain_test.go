@@ -37,6 +37,7 @@ func TestDrain(t *testing.T) {
 	t.Run("resume a half-done drain", func(t *testing.T) { t.Parallel(); testResume(t, newScenario(t, c, "resume")) })
 	t.Run("two PDBs select a pod", func(t *testing.T) { t.Parallel(); testMultiplePDBs(t, newScenario(t, c, "multi")) })
 	t.Run("Force", func(t *testing.T) { t.Parallel(); testForce(t, newScenario(t, c, "force")) })
+	t.Run("disruption annotations", func(t *testing.T) { t.Parallel(); testDisruptionAnnotations(t, newScenario(t, c, "dnd")) })
 }
 
 // testWithinBudget: 6 replicas over 3 nodes, a PDB allowing one disruption.

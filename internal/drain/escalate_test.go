@@ -151,3 +151,66 @@ func testForce(t *testing.T, s *scenario) {
 		}
 	})
 }
+
+// testDisruptionAnnotations: with a policy's defaults, pods annotated
+// karpenter.sh/do-not-disrupt=true or
+// cluster-autoscaler.kubernetes.io/safe-to-evict=false block the drain, which
+// names them and the annotation, and evicts nothing (nor does Force delete
+// them); with honorDisruptionAnnotations false they are evicted like any pod.
+func testDisruptionAnnotations(t *testing.T, s *scenario) {
+	const node = "dnd-a"
+	s.addNodes(node)
+	s.barePod("karpenter", map[string]string{"karpenter.sh/do-not-disrupt": "true"})
+	s.barePod("autoscaler", map[string]string{"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"})
+	s.barePod("plain", nil)
+	s.waitRunningOn(node, 3)
+	s.cordon(node, v1alpha1.StateDraining)
+	d := s.drainer()
+
+	honored := drain.OptionsFrom(v1alpha1.DrainSpec{EvictUnreplicatedPods: true})
+	if !honored.HonorDisruptionAnnotations {
+		t.Fatal("OptionsFrom: honorDisruptionAnnotations absent must default to true")
+	}
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("honored, force %v", force), func(t *testing.T) {
+			opts := honored
+			opts.Force = force
+			before := uids(s.podsOn(node))
+			res, err := d.Drain(s.ctx, node, opts, time.Now().Add(time.Minute))
+			if !errors.Is(err, drain.ErrBlocked) {
+				t.Fatalf("Drain = %+v, %v; want ErrBlocked", res, err)
+			}
+			for _, want := range []string{
+				"dnd/karpenter (protected by annotation karpenter.sh/do-not-disrupt=true (honorDisruptionAnnotations is true))",
+				"dnd/autoscaler (protected by annotation cluster-autoscaler.kubernetes.io/safe-to-evict=false (honorDisruptionAnnotations is true))",
+			} {
+				if !strings.Contains(res.BlockedBy, want) {
+					t.Errorf("BlockedBy = %q, want it to contain %q", res.BlockedBy, want)
+				}
+			}
+			if strings.Contains(res.BlockedBy, "plain") {
+				t.Errorf("BlockedBy = %q names the unprotected pod", res.BlockedBy)
+			}
+			if res.Evicted != 0 || res.Deleted != 0 {
+				t.Errorf("a blocked drain evicted %d and deleted %d pods", res.Evicted, res.Deleted)
+			}
+			if after := uids(s.podsOn(node)); !slices.Equal(before, after) {
+				t.Errorf("pods on the node changed from %v to %v", before, after)
+			}
+		})
+	}
+
+	t.Run("honorDisruptionAnnotations false evicts them", func(t *testing.T) {
+		opts := drain.OptionsFrom(v1alpha1.DrainSpec{EvictUnreplicatedPods: true, HonorDisruptionAnnotations: ptr.To(false)})
+		res, err := d.Drain(s.ctx, node, opts, time.Now().Add(time.Minute))
+		if err != nil {
+			t.Fatalf("Drain: %v (result %+v)", err, res)
+		}
+		if res.Evicted != 3 {
+			t.Errorf("Evicted = %d, want 3", res.Evicted)
+		}
+		if left := s.podsOn(node); len(left) != 0 {
+			t.Errorf("pods left on the node: %v", names(left))
+		}
+	})
+}

@@ -62,6 +62,9 @@ func Judge(pod *corev1.Pod, opts Options) Verdict {
 	if entry := protectingAnnotation(pod, opts.ProtectedPodAnnotations); entry != "" {
 		blocks = append(blocks, fmt.Sprintf("protected by annotation %s", entry))
 	}
+	if entry := protectingAnnotation(pod, DisruptionAnnotations); entry != "" && opts.HonorDisruptionAnnotations {
+		blocks = append(blocks, fmt.Sprintf("protected by annotation %s (honorDisruptionAnnotations is true)", entry))
+	}
 	if volume := emptyDirVolume(pod); volume != "" && !opts.EvictEmptyDirPods {
 		blocks = append(blocks, fmt.Sprintf("uses emptyDir volume %q (evictEmptyDirPods is false)", volume))
 	}
@@ -72,6 +75,15 @@ func Judge(pod *corev1.Pod, opts Options) Verdict {
 		return Verdict{Block, strings.Join(blocks, ", ")}
 	}
 	return Verdict{Action: Evict}
+}
+
+// DisruptionAnnotations are the annotations with which a pod's owner asks
+// the autoscalers not to disrupt it (Karpenter, Cluster Autoscaler); with
+// Options.HonorDisruptionAnnotations (drain.honorDisruptionAnnotations,
+// true by default) nodewarden treats such a pod as protected.
+var DisruptionAnnotations = []string{
+	"karpenter.sh/do-not-disrupt=true",
+	"cluster-autoscaler.kubernetes.io/safe-to-evict=false",
 }
 
 func isDaemonSetPod(pod *corev1.Pod) bool {

@@ -110,6 +110,14 @@ func TestJudge(t *testing.T) {
 		{"protected even when everything may be evicted", pod(annotated("example.com/keep", "yes")),
 			Options{EvictDaemonSetPods: true, EvictEmptyDirPods: true, EvictUnreplicatedPods: true, ProtectedPodAnnotations: protected},
 			Verdict{Block, "protected by annotation example.com/keep"}},
+		{"do-not-disrupt is protected when honored", pod(annotated("karpenter.sh/do-not-disrupt", "true")), Options{HonorDisruptionAnnotations: true},
+			Verdict{Block, "protected by annotation karpenter.sh/do-not-disrupt=true (honorDisruptionAnnotations is true)"}},
+		{"safe-to-evict=false is protected when honored", pod(annotated("cluster-autoscaler.kubernetes.io/safe-to-evict", "false")), Options{HonorDisruptionAnnotations: true},
+			Verdict{Block, "protected by annotation cluster-autoscaler.kubernetes.io/safe-to-evict=false (honorDisruptionAnnotations is true)"}},
+		{"safe-to-evict=true is not protected", pod(annotated("cluster-autoscaler.kubernetes.io/safe-to-evict", "true")), Options{HonorDisruptionAnnotations: true},
+			Verdict{Action: Evict}},
+		{"do-not-disrupt is evicted when not honored", pod(annotated("karpenter.sh/do-not-disrupt", "true")), Options{},
+			Verdict{Action: Evict}},
 		{"every reason to block is named", pod(bare, withEmptyDir, annotated("example.com/keep", "")), Options{ProtectedPodAnnotations: protected},
 			Verdict{Block, `protected by annotation example.com/keep, uses emptyDir volume "scratch" (evictEmptyDirPods is false), has no controller to recreate it (evictUnreplicatedPods is false)`}},
 	}
@@ -193,18 +201,19 @@ func TestOptionsFrom(t *testing.T) {
 	// the CRD's default says.
 	got := OptionsFrom(v1alpha1.DrainSpec{}).withDefaults()
 	if !got.EvictEmptyDirPods || got.EvictUnreplicatedPods || got.EvictDaemonSetPods ||
-		got.Parallelism != DefaultParallelism || got.GracePeriodSeconds != nil {
+		got.Parallelism != DefaultParallelism || got.GracePeriodSeconds != nil || !got.HonorDisruptionAnnotations {
 		t.Errorf("OptionsFrom(empty spec) = %+v", got)
 	}
 	got = OptionsFrom(v1alpha1.DrainSpec{
-		GracePeriodSeconds:      ptr.To[int64](5),
-		EvictDaemonSetPods:      true,
-		EvictEmptyDirPods:       ptr.To(false),
-		EvictUnreplicatedPods:   true,
-		ProtectedPodAnnotations: []string{"k"},
+		GracePeriodSeconds:         ptr.To[int64](5),
+		EvictDaemonSetPods:         true,
+		EvictEmptyDirPods:          ptr.To(false),
+		EvictUnreplicatedPods:      true,
+		ProtectedPodAnnotations:    []string{"k"},
+		HonorDisruptionAnnotations: ptr.To(false),
 	})
 	if *got.GracePeriodSeconds != 5 || !got.EvictDaemonSetPods || got.EvictEmptyDirPods ||
-		!got.EvictUnreplicatedPods || len(got.ProtectedPodAnnotations) != 1 {
+		!got.EvictUnreplicatedPods || len(got.ProtectedPodAnnotations) != 1 || got.HonorDisruptionAnnotations {
 		t.Errorf("OptionsFrom(full spec) = %+v", got)
 	}
 }

@@ -213,6 +213,9 @@ func (d *decider) advance(i int, nd NodeDecision, v *nodeView, p *policy) NodeDe
 		if held, ok := d.drainHeldBack(nd, p); ok {
 			return held
 		}
+		if held, ok := d.preDrainHooksHold(nd, v, p); ok {
+			return held
+		}
 		return d.startDrain(nd, v, p, 1, false, false, "the node is cordoned and its condition still holds")
 	case v1alpha1.StateDraining:
 		return d.draining(nd, v, p)
@@ -330,6 +333,9 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 		if held, ok := d.drainHeldBack(nd, p); ok {
 			return held
 		}
+		if held, ok := d.preDrainHooksHold(nd, v, p); ok {
+			return held
+		}
 		d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
 			"policy %s: the node is NotReady and its drain failed: tainting it %s (drain.outOfServiceTaint) so its pods are deleted and their volumes detached",
 			p.name, corev1.TaintNodeOutOfService)
@@ -339,6 +345,9 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 	if !force.IsZero() {
 		if !d.now.Before(force) {
 			if held, ok := d.drainHeldBack(nd, p); ok {
+				return held
+			}
+			if held, ok := d.preDrainHooksHold(nd, v, p); ok {
 				return held
 			}
 			d.nodeEvent(p, nd.Node, corev1.EventTypeWarning, ReasonEscalated,
@@ -360,7 +369,16 @@ func (d *decider) retryOrEscalate(nd NodeDecision, v *nodeView, p *policy) NodeD
 	if held, ok := d.drainHeldBack(nd, p); ok {
 		return held
 	}
+	if held, ok := d.preDrainHooksHold(nd, v, p); ok {
+		return held
+	}
 	return d.startDrain(nd, v, p, attempt+1, forced(n), false, fmt.Sprintf("retry %d of %d", attempt+1, p.maxAttempts))
+}
+
+// preDrainHooksHold holds a drain attempt that would start now while
+// pre-drain hooks are on the node (see hooksHold).
+func (d *decider) preDrainHooksHold(nd NodeDecision, v *nodeView, p *policy) (NodeDecision, bool) {
+	return d.hooksHold(nd, v, p, v1alpha1.PreDrainHookPrefix, "the drain attempt", true)
 }
 
 // drainHeldBack holds a node whose drain attempt would start now while the
@@ -447,6 +465,14 @@ func (d *decider) recovered(i int, nd NodeDecision, v *nodeView, p *policy, e ev
 				nd.Drain = d.drainOrder(v.node, p, annotationTime(v.node, v1alpha1.AnnotationStateSince), attempts(v.node))
 			}
 			return nd
+		}
+	}
+	if v.state == v1alpha1.StateDrained {
+		// Post-drain hooks hold the release (and a handover) of a drained
+		// node that recovered; never a human's uncordon, the exclude
+		// label, or a policy that is gone.
+		if held, ok := d.hooksHold(nd, v, p, v1alpha1.PostDrainHookPrefix, "the release", false); ok {
+			return held
 		}
 	}
 	return d.handOverOrRelease(i, nd, v, p, p.undo, "no condition of the policy holds any more")

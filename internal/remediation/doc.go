@@ -40,6 +40,12 @@
 //	               deadline further than timeout (+ startBefore)
 //	Cordoned       matches, no window open, deadline timeout      StartDrain   Draining (+ WindowOverridden Event)
 //	               (+ startBefore) away or closer
+//	Cordoned       matches, a pre-drain hook on the node,         Hold         Cordoned (HookHolding Event once,
+//	               hookTimeout not passed, deadline further                    status.deferredNodes: HookHolding)
+//	               than timeout
+//	Cordoned       matches, a pre-drain hook, hookTimeout passed  StartDrain   Draining (+ HookTimedOut Event)
+//	Cordoned       matches, a pre-drain hook, deadline timeout    StartDrain   Draining (+ HookOverridden Event)
+//	               away or closer
 //	Draining       matches, no report                             Hold         Draining (the drain runs)
 //	Draining       paused, or the window closed                   Hold         Draining (the drain runs on)
 //	Draining       report: the attempt finished                   Record       Drained
@@ -49,6 +55,10 @@
 //	Drained        matches, no repair ladder                      Hold         Drained
 //	Drained        matches, first step's after passed, circuit    Repair       Repairing (step 0)
 //	               closed, maxRepairsPerHour allows (not Wait)
+//	Drained        first step due, a post-drain hook,             Hold         Drained (HookHolding Event once)
+//	               hookTimeout not passed
+//	Drained        first step due, a post-drain hook,             Repair       Repairing (+ HookTimedOut Event)
+//	               hookTimeout passed
 //	Repairing      step running, no report                        Hold         Repairing (the step runs)
 //	Repairing      report of this step                            Record       Repairing (+ repair-result)
 //	Repairing      step ended, next step's after passed           Repair       Repairing (step i+1)
@@ -59,6 +69,8 @@
 //	DrainFailed    drain.forceAfter passed, not forced yet        StartDrain   Draining (forced: pods deleted)
 //	DrainFailed    attempts left, backoff passed                  StartDrain   Draining (attempt n+1)
 //	DrainFailed    otherwise                                      Hold         DrainFailed (stuck)
+//	DrainFailed    retry or escalation due, a pre-drain hook      Hold         DrainFailed (hookTimeout and deadline
+//	                                                                           rules as for Cordoned)
 //	DrainFailed    retry or escalation due, paused or no window   Hold         DrainFailed (deadline rule as for
 //	               open                                                        Cordoned)
 //	any held       labelled nodewarden.io/exclude=true            Release      - (per uncordonOnRecovery or
@@ -69,6 +81,9 @@
 //	               policy gone / no longer selects, and another
 //	               policy's condition holds and it has a slot
 //	any slot       as above, the other policy has no slot         Hold         unchanged (still cordoned)
+//	Drained        nothing matches (recoverFor passed), a         Hold         Drained (HookHolding Event once)
+//	               post-drain hook, hookTimeout not passed
+//	Drained        as above, hookTimeout passed                   Release      - (+ HookTimedOut Event)
 //	any held       nothing matches (recoverFor passed)            Release      -
 //	any slot       policy gone / no longer selects the node,      Record       unchanged, Draining -> Cordoned
 //	               its trigger still matches                                   (+ orphaned, Orphaned Event once)
@@ -147,6 +162,26 @@
 // (status.deferredNodes remembers it), status.deferredNodes lists it with
 // its reason (OutsideMaintenanceWindow or Paused) and status.nextWindow says
 // when the next window opens.
+//
+// Drain hooks (after Cluster API's pre-drain.delete.hook.machine.
+// cluster.x-k8s.io/<name>: <owner>): other controllers hold a node by
+// annotating it pre-drain.hook.nodewarden.io/<name>: <owner> (no drain
+// attempt starts: the first, a retry, an escalation) or
+// post-drain.hook.nodewarden.io/<name>: <owner> (a Drained node is neither
+// released on recovery, nor handed over, nor does its first repair step
+// start). They hold for up to drain.hookTimeout (30m by default; 0: for
+// ever) counted from nodewarden.io/state-since, the time the node reached
+// the state the hook holds (Cordoned or DrainFailed; Drained), so a restart
+// resumes the count; then the step starts with a HookTimedOut Warning naming
+// the hooks. A pre-drain hook yields to the deadline as a window does, but at
+// drain.timeout before it (a HookOverridden Warning): the hook cannot make
+// the drain run past the disruption. While held the node gets one
+// HookHolding Event (status.deferredNodes remembers it, reason HookHolding)
+// and its NodeDecision.Why names the hooks. Hooks are checked last, after
+// the circuit, the pause, the windows and maxRepairsPerHour, so the Warning
+// fires only when the step starts. Never held: a human's uncordon, the
+// exclude label, a policy gone or no longer selecting the node, drains
+// already running, a Repairing node's later steps or release.
 //
 // Opt-out: a node labelled nodewarden.io/exclude=true is selected by no
 // policy (nor counted in selected or triggered). A held node that gets the

@@ -59,6 +59,7 @@ func simulate(t *testing.T, in *bytes) {
 		plan := Decide(now, policies, view, Reports{Drains: w.reports})
 		checkInvariants(t, policies, view, plan)
 		checkHeldBack(t, now, policies, view, plan)
+		checkHooks(t, now, policies, view, plan)
 		checkDeterministic(t, now, policies, view, w.reports, plan)
 		w.carryOut(t, plan, &writes)
 		checkBudgets(t, w.truth, plan)
@@ -273,6 +274,15 @@ func (w *world) perturb(t *testing.T, in *bytes, now time.Time) {
 		case 1: // kubectl uncordon
 			n.Spec.Unschedulable = false
 			n = w.write(i, n)
+		case 5: // a hook's owner adds its hook, or removes every hook
+			if hs := append(hooks(&n, v1alpha1.PreDrainHookPrefix), hooks(&n, v1alpha1.PostDrainHookPrefix)...); len(hs) > 0 {
+				for _, k := range hs {
+					delete(n.Annotations, k)
+				}
+			} else {
+				annotate(in.pick(v1alpha1.PreDrainHookPrefix, v1alpha1.PostDrainHookPrefix)+"backup", "example.com/backup")(&n)
+			}
+			n = w.write(i, n)
 		case 2, 3: // a condition flips
 			if len(n.Status.Conditions) > 0 {
 				c := &n.Status.Conditions[in.intn(len(n.Status.Conditions))]
@@ -381,6 +391,52 @@ func checkHeldBack(t *testing.T, now time.Time, policies []v1alpha1.RemediationP
 	}
 }
 
+// checkHooks: no drain attempt starts while a pre-drain hook is on the
+// node, and no first repair step while a post-drain hook is, unless
+// drain.hookTimeout passed since the node's state-since (a HookTimedOut
+// Event) or, for the drain, the trigger's deadline is drain.timeout away
+// or closer (a HookOverridden Event).
+func checkHooks(t *testing.T, now time.Time, policies []v1alpha1.RemediationPolicy, nodes []corev1.Node, plan Plan) {
+	t.Helper()
+	byName := map[string]v1alpha1.RemediationPolicy{}
+	for _, p := range policies {
+		byName[p.Name] = p
+	}
+	events := map[string]bool{}
+	for _, e := range plan.Events {
+		events[e.Node+"/"+e.Reason] = true
+	}
+	for i, d := range plan.Nodes {
+		n := &nodes[i]
+		prefix := v1alpha1.PreDrainHookPrefix
+		switch {
+		case d.Action == ActionStartDrain:
+		case d.Action == ActionRepair && n.Annotations[v1alpha1.AnnotationState] == string(v1alpha1.StateDrained):
+			prefix = v1alpha1.PostDrainHookPrefix
+		default:
+			continue
+		}
+		if len(hooks(n, prefix)) == 0 {
+			continue
+		}
+		p := byName[d.Policy]
+		timeout := defaultHookTimeout
+		if h := p.Spec.Drain.HookTimeout; h != nil {
+			timeout = h.Duration
+		}
+		since := annotationTime(n, v1alpha1.AnnotationStateSince)
+		timedOut := timeout > 0 && !since.IsZero() && !now.Before(since.Add(timeout))
+		urgent := prefix == v1alpha1.PreDrainHookPrefix && d.Trigger != nil && !d.Trigger.Deadline.IsZero() &&
+			!now.Before(d.Trigger.Deadline.Add(-p.Spec.Drain.Timeout.Duration))
+		switch {
+		case timedOut && events[d.Node+"/"+ReasonHookTimedOut]:
+		case urgent && events[d.Node+"/"+ReasonHookOverridden]:
+		default:
+			t.Errorf("%s: %s while hooks %v hold it (since %v, hookTimeout %s, deadline %v)", d.Node, d.Action, hooks(n, prefix), since, timeout, d.Trigger.deadline())
+		}
+	}
+}
+
 var conditionTypes = []string{reboot, "KernelDeadlock", "Ready"}
 
 func genPolicies(in *bytes) []v1alpha1.RemediationPolicy {
@@ -438,6 +494,12 @@ func genPolicies(in *bytes) []v1alpha1.RemediationPolicy {
 			w := pick(in, fuzzWindows...)
 			p.Spec.MaintenanceWindows = append(p.Spec.MaintenanceWindows, mw(w.schedule, w.duration, "UTC"))
 		}
+		switch in.intn(3) {
+		case 1:
+			p.Spec.Drain.HookTimeout = &metav1.Duration{} // wait for ever
+		case 2:
+			p.Spec.Drain.HookTimeout = &metav1.Duration{Duration: 10 * time.Minute}
+		}
 		p.Generation = int64(i + 1)
 		out = append(out, p)
 	}
@@ -485,6 +547,12 @@ func genNodes(in *bytes) []corev1.Node {
 		}
 		if in.intn(8) == 0 {
 			excludedLabel(&n)
+		}
+		if in.intn(4) == 0 {
+			annotate(v1alpha1.PreDrainHookPrefix+"backup", "example.com/backup")(&n)
+		}
+		if in.intn(4) == 0 {
+			annotate(v1alpha1.PostDrainHookPrefix+"snapshot", "")(&n)
 		}
 		if in.intn(6) == 0 {
 			annotate(v1alpha1.AnnotationHumanUncordoned, formatTime(t0.Add(-time.Duration(in.intn(200))*time.Minute)))(&n)

@@ -209,7 +209,8 @@ type PolicyStatus struct {
 	// NextWindow is when the next maintenance window opens while none is
 	// open; zero otherwise.
 	NextWindow time.Time
-	// DeferredNodes are the nodes held back by a window or the pause.
+	// DeferredNodes are the nodes held back by a window, the pause or
+	// drain hooks.
 	DeferredNodes []v1alpha1.DeferredNode
 }
 
@@ -258,4 +259,15 @@ const (
 	// ReasonWindowOverridden: a node is taken or drained outside the
 	// maintenance windows because its deadline would pass before the next.
 	ReasonWindowOverridden = "WindowOverridden"
+	// ReasonHookHolding: drain hooks (pre-drain.hook.nodewarden.io/*,
+	// post-drain.hook.nodewarden.io/*) hold a node's next step (once per
+	// node while they hold it).
+	ReasonHookHolding = v1alpha1.DeferredHookHolding
+	// ReasonHookTimedOut: drain.hookTimeout passed; the step starts
+	// although hooks are still on the node.
+	ReasonHookTimedOut = "HookTimedOut"
+	// ReasonHookOverridden: a drain starts although pre-drain hooks are on
+	// the node, because the trigger's deadline is drain.timeout away or
+	// closer.
+	ReasonHookOverridden = "HookOverridden"
 )

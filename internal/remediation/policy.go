@@ -46,6 +46,8 @@ type policy struct {
 	maxAttempts             int
 	retryBackoff            time.Duration
 	outOfService            bool
+	// hookTimeout: how long drain hooks hold a node; 0 for ever.
+	hookTimeout time.Duration
 
 	selected, triggered, held, released int
 	maxConcurrent, maxUnhealthy         int
@@ -68,6 +70,9 @@ type policy struct {
 	// wasOutsideWindow: the nodes the last status listed as waiting for a
 	// window, so their Event fires once.
 	wasOutsideWindow map[string]bool
+	// wasHookHolding: the nodes the last status listed as held by drain
+	// hooks, so their HookHolding Event fires once.
+	wasHookHolding map[string]bool
 }
 
 // compilePolicies returns the policies sorted by name, so that every later
@@ -105,10 +110,18 @@ func compilePolicy(rp *v1alpha1.RemediationPolicy) *policy {
 	p.retryBackoff = durationOr(rp.Spec.Drain.RetryBackoff, defaultRetryBackoff)
 	p.outOfService = rp.Spec.Drain.OutOfServiceTaint
 	p.paused = rp.Spec.Paused
+	p.hookTimeout = defaultHookTimeout
+	if h := rp.Spec.Drain.HookTimeout; h != nil {
+		p.hookTimeout = max(h.Duration, 0) // 0: hooks hold for ever
+	}
 	p.wasOutsideWindow = map[string]bool{}
+	p.wasHookHolding = map[string]bool{}
 	for _, n := range rp.Status.DeferredNodes {
-		if n.Reason == v1alpha1.DeferredOutsideMaintenanceWindow {
+		switch n.Reason {
+		case v1alpha1.DeferredOutsideMaintenanceWindow:
 			p.wasOutsideWindow[n.Name] = true
+		case v1alpha1.DeferredHookHolding:
+			p.wasHookHolding[n.Name] = true
 		}
 	}
 	p.repairs = slices.Clone(rp.Status.RecentRepairs)

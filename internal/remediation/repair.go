@@ -166,6 +166,12 @@ func (d *decider) nextRepair(nd NodeDecision, v *nodeView, p *policy, ladder *v1
 			return hold(nd, fmt.Sprintf("maxRepairsPerHour (%d) is used up; repair step %d (%s) can start at %s", p.maxRepairsPerHour, i+1, step.Action, formatTime(free)))
 		}
 	}
+	if i == 0 {
+		// Post-drain hooks hold what follows the drain: the first step.
+		if held, ok := d.hooksHold(nd, v, p, v1alpha1.PostDrainHookPrefix, fmt.Sprintf("repair step 1 (%s)", step.Action), false); ok {
+			return held
+		}
+	}
 	// The step is known by the time the annotation keeps (whole seconds),
 	// so that every later pass, and the next leader, names it the same.
 	started := d.now.UTC().Truncate(time.Second)

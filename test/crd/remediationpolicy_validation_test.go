@@ -85,6 +85,8 @@ spec:
 		{[]string{"spec", "drain", "startBefore"}, nil},
 		{[]string{"spec", "drain", "forceAfter"}, nil},
 		{[]string{"spec", "drain", "outOfServiceTaint"}, nil},
+		{[]string{"spec", "drain", "hookTimeout"}, "30m"},
+		{[]string{"spec", "drain", "honorDisruptionAnnotations"}, true},
 	} {
 		got, found, err := unstructured.NestedFieldNoCopy(stored.Object, tc.path...)
 		if err != nil {
@@ -139,6 +141,8 @@ func TestRemediationPolicyValidation(t *testing.T) {
 		{"forceAfter not a duration", `{conditions: [{type: KernelDeadlock}], drain: {forceAfter: 1d}}`, "forceAfter must be a positive duration such as 30m or 2h", "spec.drain.forceAfter"},
 		{"forceAfter zero", `{conditions: [{type: KernelDeadlock}], drain: {forceAfter: 0s}}`, "forceAfter must be a positive duration", "spec.drain.forceAfter"},
 		{"forceAfter negative", `{conditions: [{type: KernelDeadlock}], drain: {forceAfter: -30m}}`, "forceAfter must be a positive duration", "spec.drain.forceAfter"},
+		{"hookTimeout not a duration", `{conditions: [{type: KernelDeadlock}], drain: {hookTimeout: 1d}}`, "hookTimeout must be a duration such as 30m or 2h, or 0 to wait for ever", "spec.drain.hookTimeout"},
+		{"hookTimeout negative", `{conditions: [{type: KernelDeadlock}], drain: {hookTimeout: -30m}}`, "hookTimeout must be a duration", "spec.drain.hookTimeout"},
 		{"maxAttempts zero", `{conditions: [{type: KernelDeadlock}], drain: {maxAttempts: 0}}`, "should be greater than or equal to 1", "spec.drain.maxAttempts"},
 		{"maxAttempts over 100", `{conditions: [{type: KernelDeadlock}], drain: {maxAttempts: 101}}`, "should be less than or equal to 100", "spec.drain.maxAttempts"},
 		{"negative grace period", `{conditions: [{type: KernelDeadlock}], drain: {gracePeriodSeconds: -1}}`, "gracePeriodSeconds", ""},
@@ -201,6 +205,8 @@ func TestRemediationPolicyAccepted(t *testing.T) {
 		`{conditions: [{type: KernelDeadlock}], paused: true, maintenanceWindows: [{schedule: "0 2 * * SAT", duration: 4h, timeZone: Europe/Berlin}, {schedule: "@daily", duration: 168h}, {schedule: "30 22 * * 1-5", duration: 1.5h, timeZone: America/Argentina/Buenos_Aires}]}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: 5m, drain: {startBefore: 2h, retryBackoff: 30s, forceAfter: 1h30m, maxAttempts: 1, outOfServiceTaint: true}}`,
 		`{conditions: [{type: KernelDeadlock}], recoverFor: "0", drain: {startBefore: 1.5h, retryBackoff: 500ms, forceAfter: 90s, maxAttempts: 100}}`,
+		`{conditions: [{type: KernelDeadlock}], drain: {hookTimeout: "0", honorDisruptionAnnotations: false}}`,
+		`{conditions: [{type: KernelDeadlock}], drain: {hookTimeout: 2h30m}}`,
 		`{conditions: [{type: AcceleratedHardwareReady, status: "False", reasons: ["NvidiaXID*Error"], repair: {steps: [{action: DeleteNode}]}}, {type: NetworkingReady, status: "False", reasons: [InterfaceNotUp]}], maxRepairsPerHour: 0, repair: {steps: [{action: Wait}, {action: ClusterAPI, after: 30m}, {action: Webhook, after: 1h, webhook: {url: "http://runbook.example:8080/repair", timeout: 5m, retries: 10}}]}}`,
 		`{conditions: [{type: KernelDeadlock}], notifications: [{receiver: ops-slack}, {receiver: oncall.teams_2, events: [DrainFailed, RepairFailed, CircuitOpen, CircuitClosed, Deferred]}]}`,
 	} {

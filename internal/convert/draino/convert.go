@@ -101,6 +101,9 @@ func newPolicy() *v1alpha1.RemediationPolicy {
 				EvictEmptyDirPods:  ptr.To(false),
 				MaxAttempts:        3,
 				RetryBackoff:       &metav1.Duration{Duration: time.Minute},
+				// The CRD's defaults, so the output is what the API server stores.
+				HonorDisruptionAnnotations: ptr.To(true),
+				HookTimeout:                &metav1.Duration{Duration: 30 * time.Minute},
 			},
 			UncordonOnRecovery: ptr.To(true),
 			MaxConcurrent:      intstr.FromInt32(1),
@@ -406,6 +409,10 @@ func (c *converter) protectedPods() error {
 	var entries []string
 	if !c.cl.boolean("ignore-safe-to-evict-annotation", false) {
 		entries = append(entries, safeToEvictFalse)
+	} else {
+		// nodewarden protects safe-to-evict=false pods by default
+		// (drain.honorDisruptionAnnotations): the flag turns that off.
+		c.spec().Drain.HonorDisruptionAnnotations = ptr.To(false)
 	}
 	for _, e := range c.cl.values["protected-pod-annotation"] {
 		key, _, _ := strings.Cut(e, "=")

@@ -175,13 +175,17 @@ func TestFlags(t *testing.T) {
 			args: []string{"--ignore-safe-to-evict-annotation", "--protected-pod-annotation=keep"},
 			want: func(p *v1alpha1.RemediationPolicy) {
 				p.Spec.Drain.ProtectedPodAnnotations = []string{"keep"}
+				p.Spec.Drain.HonorDisruptionAnnotations = ptr.To(false)
 			},
 			noWarn: []string{"safe-to-evict"},
 		},
 		{
-			name:   "ignore-safe-to-evict-annotation alone",
-			args:   []string{"--ignore-safe-to-evict-annotation"},
-			want:   func(p *v1alpha1.RemediationPolicy) { p.Spec.Drain.ProtectedPodAnnotations = nil },
+			name: "ignore-safe-to-evict-annotation alone",
+			args: []string{"--ignore-safe-to-evict-annotation"},
+			want: func(p *v1alpha1.RemediationPolicy) {
+				p.Spec.Drain.ProtectedPodAnnotations = nil
+				p.Spec.Drain.HonorDisruptionAnnotations = ptr.To(false)
+			},
 			noWarn: []string{"protectedPodAnnotations:"},
 		},
 		{
