@@ -52,6 +52,7 @@ func TestNotificationEventsAreReasons(t *testing.T) {
 		remediation.ReasonStopped, remediation.ReasonDeferred, remediation.ReasonCircuitOpen, remediation.ReasonCircuitClosed,
 		remediation.ReasonRepairStarted, remediation.ReasonRepairSucceeded, remediation.ReasonRepairFailed,
 		remediation.ReasonHookHolding, remediation.ReasonHookTimedOut, remediation.ReasonHookOverridden,
+		remediation.ReasonOutsideWindow, remediation.ReasonWindowOverridden,
 	}
 	enum := notificationEventEnum(t)
 	for _, r := range reasons {

@@ -24,5 +24,5 @@ type NotificationRule struct {
 
 // NotificationEvent is the reason of an Event the controller emits
 // (docs/policy.md, "Events").
-// +kubebuilder:validation:Enum=Cordoned;WaitingForDeadline;DrainStarted;DrainSucceeded;DrainFailed;DrainEscalated;DrainCancelled;RepairStarted;RepairSucceeded;RepairFailed;Released;Uncordoned;RemediationStopped;Orphaned;HandedOver;BudgetYielded;Deferred;CircuitOpen;CircuitClosed;HookHolding;HookTimedOut;HookOverridden
+// +kubebuilder:validation:Enum=Cordoned;WaitingForDeadline;DrainStarted;DrainSucceeded;DrainFailed;DrainEscalated;DrainCancelled;RepairStarted;RepairSucceeded;RepairFailed;Released;Uncordoned;RemediationStopped;Orphaned;HandedOver;BudgetYielded;Deferred;CircuitOpen;CircuitClosed;HookHolding;HookTimedOut;HookOverridden;OutsideMaintenanceWindow;WindowOverridden
 type NotificationEvent string
