@@ -1,11 +1,7 @@
 package controllers_test
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -37,22 +33,6 @@ func reasons(r v1alpha1.RemediationRecord) []string {
 		out = append(out, s.Reason)
 	}
 	return out
-}
-
-// kubectl runs bin/kubectl as the cluster's admin, with a discovery cache of
-// its own so that no earlier run's cache hides the CRD.
-func kubectl(t *testing.T, c *cluster.Cluster, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	args = append([]string{"--kubeconfig=" + c.Kubeconfig, "--cache-dir=" + t.TempDir()}, args...)
-	cmd := exec.CommandContext(ctx, filepath.Join(cluster.BinDir(), "kubectl"), args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String(), nil
 }
 
 // TestHistoryEpisodeSurvivesRestart: one episode is one RemediationRecord,
@@ -125,7 +105,7 @@ func TestHistoryEpisodeSurvivesRestart(t *testing.T) {
 	}
 
 	// What people read.
-	out, err := kubectl(t, c, "get", "remediationrecords")
+	out, err := c.Kubectl(t, "get", "remediationrecords")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +117,7 @@ func TestHistoryEpisodeSurvivesRestart(t *testing.T) {
 		t.Errorf("kubectl get remediationrecords:\n%s", out)
 	}
 	for _, args := range [][]string{{"get", "nwrec"}, {"get", "nodewarden"}, {"get", "nwrec", "-l", "nodewarden.io/node=h1,nodewarden.io/open=false"}} {
-		if out, err := kubectl(t, c, args...); err != nil || !strings.Contains(out, open.Name) {
+		if out, err := c.Kubectl(t, args...); err != nil || !strings.Contains(out, open.Name) {
 			t.Errorf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}

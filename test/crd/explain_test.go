@@ -1,11 +1,6 @@
 package crd_test
 
 import (
-	"bytes"
-	"context"
-	"fmt"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -64,7 +59,7 @@ func TestKubectlExplain(t *testing.T) {
 			// the CRD is established.
 			cluster.Eventually(t, 30*time.Second, func() error {
 				var err error
-				out, err = kubectl(t, c, "explain", tc.path)
+				out, err = c.Kubectl(t, "explain", tc.path)
 				return err
 			})
 			flat := strings.Join(strings.Fields(out), " ")
@@ -80,20 +75,4 @@ func TestKubectlExplain(t *testing.T) {
 			}
 		})
 	}
-}
-
-// kubectl runs bin/kubectl as the cluster's admin, with a discovery cache of
-// its own so that no earlier run's cache hides the CRD.
-func kubectl(t *testing.T, c *cluster.Cluster, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	args = append([]string{"--kubeconfig=" + c.Kubeconfig, "--cache-dir=" + t.TempDir()}, args...)
-	cmd := exec.CommandContext(ctx, filepath.Join(cluster.BinDir(), "kubectl"), args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return stdout.String(), nil
 }
