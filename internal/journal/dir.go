@@ -194,3 +194,20 @@ func mergeGroup(files []*openFile, c Cursor, fn func(Entry) error, errs *[]error
 		advance(best)
 	}
 }
+
+// Where journald keeps the system journal: PersistentDir when the journal
+// is persistent, RuntimeDir when it is volatile or not yet flushed.
+const (
+	PersistentDir = "/var/log/journal"
+	RuntimeDir    = "/run/log/journal"
+)
+
+// DirsFor is the directories a reader of the journal at path reads:
+// path, and for PersistentDir the volatile RuntimeDir too, as sd-journal
+// does by default.
+func DirsFor(path string) []string {
+	if filepath.Clean(path) == PersistentDir {
+		return []string{path, RuntimeDir}
+	}
+	return []string{path}
+}

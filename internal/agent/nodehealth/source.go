@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -27,10 +26,6 @@ import (
 	"github.com/nodewarden/nodewarden/internal/agent/unitrestarts"
 	"github.com/nodewarden/nodewarden/internal/journal"
 )
-
-// runtimeJournalPath is where journald keeps a volatile journal; the
-// default journal path reads it too, as sd-journal does.
-const runtimeJournalPath = "/run/log/journal"
 
 // maxKernelLines bounds the kernel log lines kept between runs. Only lines
 // a detector uses are kept, so this is a storm, not a normal day.
@@ -120,11 +115,7 @@ func (s *Source) Run(ctx context.Context, out source.Sink) {
 	}
 	var restarts *unitrestarts.Counter
 	if r := s.cfg.ContainerRuntime; s.cfg.RuntimeOn() && r.JournalPath != "" {
-		dirs := []string{r.JournalPath}
-		if filepath.Clean(r.JournalPath) == v1alpha1.DefaultJournalPath {
-			dirs = append(dirs, runtimeJournalPath)
-		}
-		restarts = unitrestarts.New(dirs, []string{"containerd", "kubelet"}, r.RestartWindow.Duration, s.opts.Now)
+		restarts = unitrestarts.New(journal.DirsFor(r.JournalPath), []string{"containerd", "kubelet"}, r.RestartWindow.Duration, s.opts.Now)
 	}
 	d := newDamper(int(s.cfg.Confirmations))
 	transitions := 0

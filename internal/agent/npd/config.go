@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nodewarden/nodewarden/internal/agent/agentconfig"
+	"github.com/nodewarden/nodewarden/internal/journal"
 )
 
 // MonitorKind is which NPD problem daemon a config file is for. NPD takes
@@ -46,7 +47,7 @@ const (
 const (
 	DefaultBufferSize      = 10
 	DefaultKmsgPath        = "/dev/kmsg"
-	DefaultJournalPath     = "/var/log/journal"
+	DefaultJournalPath     = journal.PersistentDir
 	DefaultInvokeInterval  = 30 * time.Second
 	DefaultPluginTimeout   = 5 * time.Second
 	DefaultMaxOutputLength = 80

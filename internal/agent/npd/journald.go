@@ -14,14 +14,8 @@ import (
 	"github.com/nodewarden/nodewarden/internal/journal"
 )
 
-// RuntimeJournalPath is where journald keeps a volatile journal (Storage=
-// volatile, or before it is flushed to DefaultJournalPath). A journald
-// monitor whose logPath is DefaultJournalPath reads it too, as NPD's
-// sd-journal does by default.
-const RuntimeJournalPath = "/run/log/journal"
-
 // journaldWatcher reads the journal files under logPath (and under
-// RuntimeJournalPath if logPath is DefaultJournalPath) with package journal,
+// journal.RuntimeDir if logPath is DefaultJournalPath) with package journal,
 // and hands out the entries whose SYSLOG_IDENTIFIER is pluginConfig.source,
 // as NPD's journald watcher matches them: the entry's realtime stamp is its
 // time, its MESSAGE, trimmed, its message.
@@ -65,13 +59,7 @@ func journaldWatcher(c *Config, opts Options, log logr.Logger) watchFunc {
 }
 
 // journalDirs are the directories a journald monitor reads.
-func journalDirs(c *Config) []string {
-	dirs := []string{c.LogPath}
-	if filepath.Clean(c.LogPath) == DefaultJournalPath {
-		dirs = append(dirs, RuntimeJournalPath)
-	}
-	return dirs
-}
+func journalDirs(c *Config) []string { return journal.DirsFor(c.LogPath) }
 
 // journalPoller reads journal directories when their files change.
 type journalPoller struct {

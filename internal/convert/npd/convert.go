@@ -40,6 +40,7 @@ import (
 
 	"github.com/nodewarden/nodewarden/api/v1alpha1"
 	"github.com/nodewarden/nodewarden/internal/agent/npd"
+	"github.com/nodewarden/nodewarden/internal/journal"
 )
 
 // Options tune Convert.
@@ -172,10 +173,7 @@ func differences(c *npd.Config) []string {
 	var w []string
 	switch c.Plugin {
 	case npd.PluginJournald:
-		dirs := c.LogPath
-		if filepath.Clean(c.LogPath) == npd.DefaultJournalPath {
-			dirs += " and " + npd.RuntimeJournalPath
-		}
+		dirs := strings.Join(journal.DirsFor(c.LogPath), " and ")
 		w = append(w, fmt.Sprintf("%s: a journald monitor (SYSLOG_IDENTIFIER %q); it runs as in NPD, reading the journal files under %s itself: the agent's Pod needs them mounted read-only (hostPath) and readable by its user (uid 65532): journal files are usually mode 0640, group systemd-journal, so add that group's GID to the Pod's securityContext.supplementalGroups (docs/migrate-npd.md#journald)",
 			c.File, c.JournalSource, dirs))
 	case npd.PluginCustom:
