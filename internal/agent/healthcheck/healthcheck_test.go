@@ -334,3 +334,21 @@ func TestNetworkingReadyNamesInterfaces(t *testing.T) {
 	check(t, got, TypeNetworkingReady, want{corev1.ConditionTrue, ReasonNetworkingReady,
 		[]string{"among ens01, ens02, ens03, ens04, ens05, ens06, ens07, ens08 and 3 more (sys/class/net)"}})
 }
+
+func TestHealthy(t *testing.T) {
+	for _, tc := range []struct {
+		typ    string
+		status corev1.ConditionStatus
+		want   bool
+	}{
+		{TypeKernelReady, corev1.ConditionTrue, true},
+		{TypeKernelReady, corev1.ConditionFalse, false},
+		{TypeKernelDeadlock, corev1.ConditionFalse, true},
+		{TypeKernelDeadlock, corev1.ConditionTrue, false},
+		{TypeFrequentKubeletRestart, corev1.ConditionUnknown, false},
+	} {
+		if got := Healthy(Result{Type: tc.typ, Status: tc.status}); got != tc.want {
+			t.Errorf("Healthy(%s=%s) = %v, want %v", tc.typ, tc.status, got, tc.want)
+		}
+	}
+}

@@ -64,6 +64,17 @@ func AKSTypes(eksTypes []string) []string {
 	return out
 }
 
+// Healthy reports whether r is the good state of its condition: True for
+// the EKS conditions, False for the AKS (NPD) ones.
+func Healthy(r Result) bool {
+	for _, c := range aksConditions {
+		if c.typ == r.Type {
+			return r.Status == corev1.ConditionFalse
+		}
+	}
+	return r.Status == corev1.ConditionTrue
+}
+
 // AKS maps EKS results onto the AKS conditions they feed. An Unknown
 // result makes its AKS conditions Unknown too.
 func AKS(results []Result) []Result {

@@ -157,7 +157,7 @@ func (s *Source) Run(ctx context.Context, out source.Sink) {
 // key of each transition unique for the recorder.
 func transitionEvent(r healthcheck.Result, n int) nodeevent.Event {
 	typ, verb := corev1.EventTypeNormal, "recovered"
-	if !healthy(r) {
+	if !healthcheck.Healthy(r) {
 		typ, verb = corev1.EventTypeWarning, "is unhealthy"
 	}
 	if r.Status == corev1.ConditionUnknown {
@@ -170,18 +170,6 @@ func transitionEvent(r healthcheck.Result, n int) nodeevent.Event {
 		Message: fmt.Sprintf("%s %s: %s", r.Type, verb, r.Message),
 	}
 }
-
-// healthy reports whether a result is the good state of its condition:
-// True for the EKS conditions, False for the AKS (NPD) ones.
-func healthy(r healthcheck.Result) bool {
-	if slices.Contains(healthcheck.AKSTypes(allEKSTypes), r.Type) {
-		return r.Status == corev1.ConditionFalse
-	}
-	return r.Status == corev1.ConditionTrue
-}
-
-var allEKSTypes = []string{healthcheck.TypeKernelReady, healthcheck.TypeNetworkingReady,
-	healthcheck.TypeStorageReady, healthcheck.TypeContainerRuntimeReady}
 
 // check runs every enabled detector once and maps the results onto the
 // profiles. The journal is read first: the kubelet's lines in it feed
